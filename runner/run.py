@@ -1,0 +1,597 @@
+"""The payday orchestrator: calls processors, lets SQL functions do the money rules.
+
+`run_payday()` runs or resumes the open payday, phase by phase (`payday.paydays.phase`):
+
+* payin:  reconcile every `pre` exchange (lookup by key; charge again with the same
+  key when the processor never saw it), then `payday.charge_intents()` and one
+  processor call per new intent (bounded thread pool, optional requests/second
+  ceiling, transient errors retried with the same key), outcomes recorded in batches
+  by `payday.record_outcomes()`; then `payday.pay_tips()`.
+* clear:  `payday.clear_pending()`.
+* payout: reconcile `pre` credits, then for each row of `payday.credits_due()`:
+  merchant check, `payday.credit_intent()`, credit, record; then `payday.finish()`.
+
+Every processor call is preceded by a committed `pre` exchange and followed by its
+outcome, so a crash at any instant leaves at most some `pre` rows that the next run
+reconciles before anything new is charged (SPEC section 5).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Generator, Iterable, Iterator
+
+import psycopg
+from psycopg.rows import dict_row
+
+# Exit codes (documented in docs/cli.md).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_DATABASE = 4
+EXIT_PROCESSOR = 5
+EXIT_INVARIANT = 6
+
+# Session-level advisory lock held by the one runner working on payday:
+# the bytes b"payday\x00\x01" read as a big-endian bigint.
+LOCK_KEY = 8097887077027872769
+
+FLUSH_EVERY = 200  # outcomes per record_outcomes() call
+FLUSH_SECONDS = 1.0  # ... or at least this often
+PROGRESS_SECONDS = 5.0
+CREDIT_BATCH = 200  # credits_due rows per merchant-check / intent batch
+
+
+class RunError(Exception):
+    """An error the CLI reports as one line with `exit_code`."""
+
+    exit_code = EXIT_ERROR
+
+
+class LockHeld(RunError):
+    exit_code = EXIT_LOCKED
+
+
+class DatabaseUnreachable(RunError):
+    exit_code = EXIT_DATABASE
+
+
+class ProcessorFailure(RunError):
+    exit_code = EXIT_PROCESSOR
+
+
+class InvariantViolation(RunError):
+    exit_code = EXIT_INVARIANT
+
+
+def redact(text: str) -> str:
+    """Hide passwords in a DSN or an error message (uses payday.config.redact if any)."""
+    try:
+        from payday.config import redact as config_redact  # helper-1's, when present
+
+        text = config_redact(text)
+    except Exception:
+        pass
+    text = re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text)
+    return re.sub(r"(?i)(\w+://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def connect(dsn: str, *, autocommit: bool = True, **kw: Any) -> psycopg.Connection:
+    """psycopg.connect, with connection failures turned into DatabaseUnreachable."""
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, application_name="payday", **kw)
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DatabaseUnreachable(f"cannot connect to the database: {redact(first)}") from e
+
+
+def sql_error(e: psycopg.Error) -> RunError:
+    """Map a database error to a one-line RunError with the right exit code."""
+    diag = getattr(e, "diag", None)
+    state = getattr(e, "sqlstate", None) or ""
+    msg = (diag.message_primary if diag and diag.message_primary else str(e)).strip()
+    msg = redact(msg.splitlines()[0] if msg else type(e).__name__)
+    if state in ("PD002", "PD004"):
+        return InvariantViolation(f"invariant violation ({state}): {msg}")
+    if isinstance(e, psycopg.OperationalError) and not state:
+        return DatabaseUnreachable(f"lost the database connection: {msg}")
+    return RunError(f"database error ({state or 'no SQLSTATE'}): {msg}")
+
+
+@dataclass
+class RunResult:
+    payday_id: int | None
+    status: str  # "finished" | "skipped"
+    message: str = ""
+    counters: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = EXIT_OK
+
+
+@dataclass
+class _Job:
+    """One processor call: an exchange (already recorded `pre`) and what to do."""
+
+    exchange_id: int
+    key: str
+    payday_id: int
+    username: str
+    route: str | None
+    kind: str  # "charge" | "credit"
+    cents: int
+    processor: str
+    reconcile: bool  # look the key up before calling
+
+
+def exchange_cents(kind: str, amount: Decimal, fee: Decimal) -> int:
+    """Cents sent to the processor: charge_amount for a charge, credit_amount for a credit."""
+    value = (amount + fee) if kind == "charge" else -amount
+    cents = value * 100
+    if cents != cents.to_integral_value() or cents <= 0:
+        raise RunError(f"exchange amount {value} is not a positive whole number of cents")
+    return int(cents)
+
+
+class _Outcomes:
+    """Buffers outcomes and records them with payday.record_outcomes() from one connection."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        self.ids: list[int] = []
+        self.ok: list[bool] = []
+        self.errors: list[str | None] = []
+        self.refs: list[str | None] = []
+        self.last = time.monotonic()
+        self.recorded = 0
+        self.succeeded = 0
+        self.failed = 0
+
+    def add(self, job: _Job, succeeded: bool, error: str | None, ref: str | None) -> None:
+        self.ids.append(job.exchange_id)
+        self.ok.append(bool(succeeded))
+        self.errors.append(None if succeeded else (error or "declined by the processor"))
+        self.refs.append(ref)
+        if succeeded:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+
+    def maybe_flush(self) -> None:
+        if len(self.ids) >= FLUSH_EVERY or (self.ids and time.monotonic() - self.last >= FLUSH_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.monotonic()
+        if not self.ids:
+            return
+        try:
+            self.conn.execute(
+                "SELECT payday.record_outcomes(%s::bigint[], %s::boolean[], %s::text[], %s::text[])",
+                (self.ids, self.ok, self.errors, self.refs),
+            )
+        except psycopg.Error as e:
+            raise sql_error(e) from e
+        self.recorded += len(self.ids)
+        self.ids, self.ok, self.errors, self.refs = [], [], [], []
+
+
+class _Progress:
+    def __init__(self, log: logging.Logger, label: str, total: int | None):
+        self.log, self.label, self.total = log, label, total
+        self.done = 0
+        self.t0 = self.last = time.monotonic()
+
+    def tick(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            self.log.info("%s: %s", self.label, self.line())
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.t0, 1e-9)
+        of = f"/{self.total}" if self.total is not None else ""
+        return f"{self.done}{of} done, {self.done / elapsed:.1f}/s, {elapsed:.1f}s"
+
+
+class Runner:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        processor_override: str | None,
+        concurrency: int,
+        rps: float | None,
+        force: bool,
+        latency: float,
+        log: logging.Logger,
+    ):
+        if concurrency < 1:
+            raise RunError("concurrency must be at least 1")
+        if processor_override not in (None, "sandbox"):
+            raise RunError(f"unknown processor override {processor_override!r} (only 'sandbox')")
+        self.dsn = dsn
+        self.override = processor_override
+        self.concurrency = concurrency
+        self.rps = rps
+        self.force = force
+        self.latency = latency
+        self.log = log
+        self.processors: dict[str, Any] = {}
+        self.limiter: Any = None
+        self.conn: psycopg.Connection | None = None  # the writer (main thread only)
+
+    # -- processors ---------------------------------------------------------------
+
+    def processor(self, name: str) -> Any:
+        if name not in self.processors:
+            if name == "manual":
+                raise RunError(
+                    "a 'manual' exchange is still pre: record its outcome by hand with "
+                    "payday.charge_outcome()/credit_outcome(), then rerun"
+                )
+            try:
+                from payday.processors import make_processor
+
+                kw: dict[str, Any] = {"dsn": self.dsn}
+                if name == "sandbox":
+                    kw["latency"] = self.latency
+                self.processors[name] = make_processor(name, **kw)
+            except RunError:
+                raise
+            except Exception as e:
+                raise ProcessorFailure(f"processor {name} is not usable: {redact(_one_line(e))}") from e
+            self.log.info("processor %s ready", name)
+        return self.processors[name]
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """One processor request: rate limited, transient errors retried (same key)."""
+        from payday.processors import retry
+
+        def limited() -> Any:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            return fn()
+
+        return retry.call_with_retry(limited)
+
+    def _work(self, job: _Job) -> tuple[bool, str | None, str | None]:
+        """Runs in a pool thread: (look up, then) charge or credit. Returns the outcome."""
+        from payday.processors.base import Attempt
+
+        proc = self.processors[job.processor]
+        a = Attempt(job.exchange_id, job.key, job.payday_id, job.username, job.route, job.kind, job.cents)
+        outcome = None
+        if job.reconcile:
+            outcome = self._call(lambda: proc.lookup(a))
+        if outcome is None:
+            op = proc.charge if job.kind == "charge" else proc.credit
+            outcome = self._call(lambda: op(a))
+        return bool(outcome.succeeded), outcome.error, outcome.processor_ref
+
+    # -- the pipeline ---------------------------------------------------------------
+
+    def _process(self, pool: ThreadPoolExecutor, jobs: Iterable[_Job], label: str, total: int | None) -> _Outcomes:
+        """Runs jobs concurrently, records outcomes in batches; stops on a processor failure."""
+        from payday.processors.base import ProcessorError, TransientError
+
+        assert self.conn is not None
+        outcomes = _Outcomes(self.conn)
+        progress = _Progress(self.log, label, total)
+        inflight: dict[Future, _Job] = {}
+        stop: BaseException | None = None
+        it = iter(jobs)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and stop is None and len(inflight) < self.concurrency * 2:
+                    job = next(it, None)
+                    if job is None:
+                        exhausted = True
+                        break
+                    self.processor(job.processor)  # created in this thread; may raise
+                    inflight[pool.submit(self._work, job)] = job
+                if not inflight:
+                    break
+                done, _ = wait(list(inflight), timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = inflight.pop(fut)
+                    try:
+                        ok, error, ref = fut.result()
+                    except (ProcessorError, TransientError) as e:
+                        if stop is None:
+                            stop = ProcessorFailure(
+                                f"{job.processor} failed on exchange {job.exchange_id} "
+                                f"({job.username}): {redact(_one_line(e))}; it stays pre and is "
+                                "reconciled on the next run"
+                            )
+                        continue
+                    except Exception as e:  # a bug, or an unknown outcome: leave it pre
+                        if stop is None:
+                            stop = RunError(
+                                f"{job.kind} of exchange {job.exchange_id} ({job.username}) ended "
+                                f"with {type(e).__name__}: {redact(_one_line(e))}"
+                            )
+                        continue
+                    outcomes.add(job, ok, error, ref)
+                    if not ok:
+                        self.log.info("%s of %s failed: %s", job.kind, job.username, error)
+                    progress.tick()
+                outcomes.maybe_flush()
+        finally:
+            if inflight:  # interrupted: drop what has not started, keep what has finished
+                for fut in inflight:
+                    fut.cancel()
+                wait(list(inflight), timeout=30)
+                for fut, job in inflight.items():
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        ok, error, ref = fut.result()
+                        outcomes.add(job, ok, error, ref)
+            outcomes.flush()
+            close = getattr(it, "close", None)
+            if callable(close):
+                close()
+        if progress.done or total:
+            self.log.info(
+                "%s: %s (%d succeeded, %d failed)", label, progress.line(), outcomes.succeeded, outcomes.failed
+            )
+        if stop is not None:
+            raise stop
+        return outcomes
+
+    def _stream(self, query: str, params: tuple = (), size: int = 1000) -> Generator[dict[str, Any], None, None]:
+        """Rows of a query through a server-side cursor on a separate read connection."""
+        reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
+        try:
+            with reader.cursor(name="payday_stream") as cur:
+                cur.itersize = size
+                cur.execute(query, params)
+                yield from cur
+            reader.rollback()
+        finally:
+            reader.close()
+
+    def _pending_jobs(self, kind: str, reconcile: bool) -> Iterator[_Job]:
+        q = (
+            "SELECT id, idempotency_key, payday_id, participant, route, kind, amount, fee, processor "
+            "FROM payday.pending_exchanges() WHERE kind = %s ORDER BY id"
+        )
+        for r in self._stream(q, (kind,)):
+            yield _Job(
+                r["id"], r["idempotency_key"], r["payday_id"], r["participant"], r["route"], r["kind"],
+                exchange_cents(r["kind"], r["amount"], r["fee"]), r["processor"], reconcile,
+            )
+
+    def _count_pending(self, kind: str) -> int:
+        assert self.conn is not None
+        row = self.conn.execute(
+            "SELECT count(*) FROM payday.pending_exchanges() WHERE kind = %s", (kind,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _reconcile(self, pool: ThreadPoolExecutor, kind: str) -> None:
+        n = self._count_pending(kind)
+        if n:
+            self.log.info("reconciling %d pre %s exchange(s) left by an earlier run", n, kind)
+            self._process(pool, self._pending_jobs(kind, reconcile=True), f"reconcile {kind}s", n)
+
+    # -- phases -------------------------------------------------------------------------
+
+    def payin(self, pool: ThreadPoolExecutor) -> None:
+        assert self.conn is not None
+        self._reconcile(pool, "charge")
+        row = self.conn.execute("SELECT count(*) FROM payday.charge_intents(%s)", (self.override,)).fetchone()
+        n = int(row[0]) if row else 0
+        self.log.info("payin: %d charge(s) due", n)
+        if n:
+            self._process(pool, self._pending_jobs("charge", reconcile=False), "charges", n)
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            r = cur.execute("SELECT * FROM payday.pay_tips()").fetchone()
+        self.log.info("tips paid: %s", _fmt(r))
+
+    def clear(self) -> None:
+        assert self.conn is not None
+        row = self.conn.execute("SELECT payday.clear_pending()").fetchone()
+        self.log.info("pending cleared for %s participant(s)", row[0] if row else 0)
+
+    def _credit_jobs(self, pool: ThreadPoolExecutor, skipped: list[int]) -> Iterator[_Job]:
+        assert self.conn is not None
+        name = self.override or "balanced"
+        rows = self._stream("SELECT username, payout, credit_amount, route FROM payday.credits_due()")
+        try:
+            yield from self._credit_batches(pool, rows, name, skipped)
+        finally:
+            rows.close()
+
+    def _credit_batches(
+        self, pool: ThreadPoolExecutor, rows: Iterator[dict[str, Any]], name: str, skipped: list[int]
+    ) -> Iterator[_Job]:
+        while True:
+            batch = [r for _, r in zip(range(CREDIT_BATCH), rows)]
+            if not batch:
+                return
+            proc = self.processor(name)
+            checks = [pool.submit(lambda r=r: self._call(lambda: proc.is_merchant(r["route"]))) for r in batch]
+            due: list[str] = []
+            for r, fut in zip(batch, checks):
+                try:
+                    merchant = fut.result()
+                except Exception as e:
+                    from payday.processors.base import ProcessorError, TransientError
+
+                    if isinstance(e, (ProcessorError, TransientError)):
+                        raise ProcessorFailure(
+                            f"{name} merchant check failed for {r['username']}: {redact(_one_line(e))}"
+                        ) from e
+                    raise
+                if merchant:
+                    due.append(r["username"])
+                else:
+                    skipped[0] += 1
+                    self.log.info("payout of %s to %s skipped: not a merchant at %s", r["payout"], r["username"], name)
+            for job in self._credit_intents(due, name):
+                yield job
+
+    def _credit_intents(self, usernames: list[str], name: str) -> list[_Job]:
+        assert self.conn is not None
+        if not usernames:
+            return []
+        try:
+            ids = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT payday.credit_intent(u, %s) FROM unnest(%s::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n",
+                    (self.override, usernames),
+                )
+            ]
+        except psycopg.Error as e:
+            if getattr(e, "sqlstate", None) != "PD003":
+                raise sql_error(e) from e
+            ids = []
+            for u in usernames:  # someone stopped being due meanwhile: one by one
+                try:
+                    ids.append(self.conn.execute("SELECT payday.credit_intent(%s, %s)", (u, self.override)).fetchone()[0])
+                except psycopg.Error as e1:
+                    if getattr(e1, "sqlstate", None) != "PD003":
+                        raise sql_error(e1) from e1
+                    self.log.info("payout of %s skipped: %s", u, _one_line(e1))
+        rows = self.conn.execute(
+            "SELECT id, idempotency_key, payday_id, participant, route, kind, amount, fee, processor "
+            "FROM payday.exchanges WHERE id = ANY(%s) ORDER BY id",
+            (ids,),
+        ).fetchall()
+        return [
+            _Job(r[0], r[1], r[2], r[3], r[4], r[5], exchange_cents(r[5], r[6], r[7]), r[8], False) for r in rows
+        ]
+
+    def payout(self, pool: ThreadPoolExecutor) -> None:
+        assert self.conn is not None
+        self._reconcile(pool, "credit")
+        skipped = [0]
+        total = self.conn.execute("SELECT count(*) FROM payday.credits_due()").fetchone()
+        self.log.info("payout: %d credit(s) due before merchant checks", total[0] if total else 0)
+        self._process(pool, self._credit_jobs(pool, skipped), "credits", int(total[0]) if total else None)
+        if skipped[0]:
+            self.log.info("payout: %d participant(s) skipped (not a merchant)", skipped[0])
+
+    def finish(self) -> dict[str, Any]:
+        assert self.conn is not None
+        try:
+            with self.conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute("SELECT * FROM payday.finish()").fetchone()
+        except psycopg.Error as e:
+            if getattr(e, "sqlstate", None) == "PD004":
+                raise InvariantViolation(f"payday.finish() refused to close: {_one_line(e)}") from e
+            raise
+        return dict(row or {})
+
+    # -- the whole run ------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self.conn = connect(self.dsn, autocommit=True)
+        try:
+            locked = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+            if not (locked and locked[0]):
+                raise LockHeld("another payday runner holds the lock on this database; not starting")
+            try:
+                return self._run_locked()
+            except psycopg.Error as e:
+                raise sql_error(e) from e
+        finally:
+            try:
+                self.conn.close()  # releases the advisory lock
+            except Exception:
+                pass
+            for proc in self.processors.values():
+                close = getattr(proc, "close", None)
+                if callable(close):
+                    try:
+                        close()
+                    except Exception:
+                        pass
+
+    def _run_locked(self) -> RunResult:
+        assert self.conn is not None
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            last = cur.execute(
+                "SELECT id, phase, ts_start, ts_end, ts_start > now() - interval '6 days' AS recent "
+                "FROM payday.paydays ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        if last and last["phase"] == "done" and last["recent"] and not self.force:
+            msg = (
+                f"payday {last['id']} started {last['ts_start']:%Y-%m-%d %H:%M %Z} and finished "
+                f"{last['ts_end']:%Y-%m-%d %H:%M %Z}, less than 6 days ago: nothing to do "
+                "(--force to run another)"
+            )
+            self.log.info(msg)
+            return RunResult(last["id"], "skipped", msg)
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            pd = cur.execute("SELECT * FROM payday.start()").fetchone()
+        assert pd is not None
+        self.log.info("payday %s: started %s, phase %s", pd["id"], pd["ts_start"].isoformat(), pd["phase"])
+        if self.rps:
+            from payday.processors import retry
+
+            self.limiter = retry.RateLimiter(self.rps)
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="payday-proc") as pool:
+            phase = pd["phase"]
+            while phase != "done":
+                self.log.info("phase %s", phase)
+                if phase == "payin":
+                    self.payin(pool)
+                elif phase == "clear":
+                    self.clear()
+                elif phase == "payout":
+                    self.payout(pool)
+                    self.finish()
+                else:
+                    raise RunError(f"unknown payday phase {phase!r}")
+                row = self.conn.execute("SELECT phase FROM payday.paydays WHERE id = %s", (pd["id"],)).fetchone()
+                phase = row[0] if row else "done"
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            final = cur.execute("SELECT * FROM payday.paydays WHERE id = %s", (pd["id"],)).fetchone() or {}
+        counters = {k: v for k, v in final.items() if k not in ("id",)}
+        msg = f"payday {pd['id']} finished in {time.monotonic() - t0:.1f}s: {_fmt(final, skip=('id', 'phase', 'ts_start', 'ts_end'))}"
+        self.log.info(msg)
+        return RunResult(pd["id"], "finished", msg, counters)
+
+
+def run_payday(
+    dsn: str,
+    *,
+    processor_override: str | None = None,
+    concurrency: int = 8,
+    rps: float | None = None,
+    force: bool = False,
+    latency: float = 0.0,
+    log: logging.Logger | None = None,
+) -> RunResult:
+    """Run or resume the payday; see the module docstring. Raises RunError subclasses."""
+    return Runner(
+        dsn,
+        processor_override=processor_override,
+        concurrency=concurrency,
+        rps=rps,
+        force=force,
+        latency=latency,
+        log=log or logging.getLogger("payday"),
+    ).run()
+
+
+def _one_line(e: BaseException) -> str:
+    diag = getattr(e, "diag", None)
+    text = diag.message_primary if diag is not None and getattr(diag, "message_primary", None) else str(e)
+    text = (text or type(e).__name__).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _fmt(row: Any, skip: tuple[str, ...] = ()) -> str:
+    if row is None:
+        return "-"
+    items = row.items() if isinstance(row, dict) else enumerate(row)
+    return ", ".join(f"{k}={v}" for k, v in items if k not in skip)
