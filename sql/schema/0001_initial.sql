@@ -154,3 +154,113 @@ COMMENT ON FUNCTION payday.participants_set_opening_balance() IS
 CREATE TRIGGER participants_opening_balance
     BEFORE INSERT ON payday.participants
     FOR EACH ROW EXECUTE FUNCTION payday.participants_set_opening_balance();
+
+-- Fee constants and the card upcharge, in one place. Plain SQL so the planner inlines them.
+CREATE FUNCTION payday.fees(
+    OUT charge_fixed numeric, OUT charge_rate numeric, OUT minimum_charge numeric,
+    OUT credit_fee numeric, OUT minimum_credit numeric)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 0.30::numeric, 1.039::numeric, 9.32::numeric, 0.30::numeric, 10.00::numeric $$;
+COMMENT ON FUNCTION payday.fees() IS
+    'Returns the fee constants as one row: charge_fixed 0.30, charge_rate 1.039, minimum_charge 9.32, '
+    'credit_fee 0.30, minimum_credit 10.00. Raises nothing.';
+
+CREATE FUNCTION payday.charge_for(amount numeric) RETURNS numeric(35,2)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT (ceil((amount + 0.30) * 1.039 * 100) / 100)::numeric(35,2) $$;
+COMMENT ON FUNCTION payday.charge_for(numeric) IS
+    'Returns what the card pays for a nominal amount: (amount + 0.30) * 1.039 rounded up to the cent. '
+    'Unvalidated building block of payday.upcharge (use that from psql). Returns NULL for NULL.';
+
+-- The open payday, as a one-row relation for the views below.
+CREATE VIEW payday.open_payday_v AS
+    SELECT * FROM payday.paydays WHERE ts_end = payday.open_sentinel();
+COMMENT ON VIEW payday.open_payday_v IS 'The payday still open (zero or one row).';
+
+-- SPEC 4.3: payin (and payout) participants of the open payday.
+CREATE VIEW payday.payday_participants AS
+    SELECT p.*, pd.id AS payday_id
+      FROM payday.open_payday_v pd
+      JOIN payday.participants p
+        ON p.claimed_time < pd.ts_start
+       AND p.is_suspicious IS NOT TRUE;
+COMMENT ON VIEW payday.payday_participants IS
+    'Participants taking part in the open payday: claimed before ts_start, not suspicious.';
+
+-- SPEC 4.4: each payday participant's tips for the open payday: the latest tip per tippee
+-- with mtime < ts_start, tippee not suspicious, pair not yet paid a tip in this payday.
+CREATE VIEW payday.due_tips AS
+    SELECT t.tipper, t.tippee, t.amount, t.ctime,
+           (e.claimed_time IS NOT NULL AND e.claimed_time < pd.ts_start) AS tippee_claimed,
+           pd.id AS payday_id
+      FROM payday.open_payday_v pd
+      CROSS JOIN LATERAL (
+            SELECT DISTINCT ON (x.tipper, x.tippee) x.tipper, x.tippee, x.amount, x.ctime
+              FROM payday.tips x
+             WHERE x.mtime < pd.ts_start
+             ORDER BY x.tipper, x.tippee, x.mtime DESC, x.id DESC) t
+      JOIN payday.participants r
+        ON r.username = t.tipper AND r.claimed_time < pd.ts_start AND r.is_suspicious IS NOT TRUE
+      JOIN payday.participants e
+        ON e.username = t.tippee AND e.is_suspicious IS NOT TRUE
+     WHERE NOT EXISTS (SELECT 1 FROM payday.transfers y
+                        WHERE y.payday_id = pd.id AND y.context = 'tip'
+                          AND y.tipper = t.tipper AND y.tippee = t.tippee);
+COMMENT ON VIEW payday.due_tips IS
+    'Tips of the open payday (SPEC 4.4), one row per (tipper, tippee): the latest tip before ts_start. '
+    'tippee_claimed: the tippee claimed before ts_start (only those count towards what is owed and get paid).';
+
+-- SPEC 4.5: who needs a card charge now, and for how much.
+CREATE VIEW payday.due_charges AS
+    SELECT p.username, p.claimed_time, p.balance, o.owed,
+           o.owed - p.balance AS short,
+           greatest(o.owed - p.balance, f.minimum_charge)::numeric(35,2) AS amount,
+           payday.charge_for(greatest(o.owed - p.balance, f.minimum_charge)) AS charge_amount,
+           payday.charge_for(greatest(o.owed - p.balance, f.minimum_charge))
+               - greatest(o.owed - p.balance, f.minimum_charge)::numeric(35,2) AS fee,
+           CASE WHEN p.balanced_account_uri IS NOT NULL THEN 'balanced' ELSE 'stripe' END AS processor,
+           coalesce(p.balanced_account_uri, p.stripe_customer_id) AS route,
+           p.payday_id
+      FROM payday.payday_participants p
+      JOIN (SELECT tipper, sum(amount) AS owed
+              FROM payday.due_tips WHERE tippee_claimed GROUP BY tipper) o
+        ON o.tipper = p.username
+     CROSS JOIN payday.fees() f
+     WHERE o.owed > p.balance
+       AND p.is_suspicious IS FALSE
+       AND coalesce(p.balanced_account_uri, p.stripe_customer_id) IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM payday.exchanges x
+                        WHERE x.payday_id = p.payday_id AND x.participant = p.username
+                          AND x.kind = 'charge');
+COMMENT ON VIEW payday.due_charges IS
+    'Charges the open payday still has to make (SPEC 4.5): whitelisted payday participants with a funding source '
+    'whose owed tips exceed their balance and who have no charge in this payday yet.';
+
+-- SPEC 4.8: who gets paid out now, and how much.
+CREATE VIEW payday.due_credits AS
+    SELECT p.username, p.claimed_time, p.balance,
+           coalesce(o.obligations, 0)::numeric(35,2) AS obligations,
+           (p.balance - coalesce(o.obligations, 0))::numeric(35,2) AS payout,
+           (p.balance - coalesce(o.obligations, 0) - f.credit_fee)::numeric(35,2) AS credit_amount,
+           f.credit_fee::numeric(35,2) AS fee,
+           p.balanced_account_uri AS route,
+           p.payday_id
+      FROM payday.payday_participants p
+      LEFT JOIN (SELECT t.tipper, sum(t.amount) AS obligations
+                   FROM (SELECT DISTINCT ON (x.tipper, x.tippee) x.tipper, x.tippee, x.amount
+                           FROM payday.tips x
+                          ORDER BY x.tipper, x.tippee, x.mtime DESC, x.id DESC) t
+                   JOIN payday.participants e
+                     ON e.username = t.tippee AND e.is_suspicious IS NOT TRUE
+                  GROUP BY t.tipper) o
+        ON o.tipper = p.username
+     CROSS JOIN payday.fees() f
+     WHERE p.is_suspicious IS FALSE
+       AND p.balanced_account_uri IS NOT NULL
+       AND p.balance - coalesce(o.obligations, 0) >= f.minimum_credit
+       AND NOT EXISTS (SELECT 1 FROM payday.exchanges x
+                        WHERE x.payday_id = p.payday_id AND x.participant = p.username
+                          AND x.kind = 'credit');
+COMMENT ON VIEW payday.due_credits IS
+    'Payouts the open payday still has to make (SPEC 4.8): whitelisted payday participants with a '
+    'balanced_account_uri whose balance minus current obligations is at least 10.00 and who have no credit yet.';

@@ -1,0 +1,94 @@
+CREATE OR REPLACE FUNCTION payday.check()
+RETURNS TABLE (what text, who text, expected text, actual text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, payday, pg_temp
+    AS $$
+DECLARE
+    pd payday.paydays := payday.open_payday();
+BEGIN
+    -- At most one open payday.
+    RETURN QUERY
+        SELECT 'open paydays', 'paydays', 'at most 1', count(*)::text
+          FROM payday.paydays WHERE ts_end = payday.open_sentinel()
+        HAVING count(*) > 1;
+
+    -- No balance below zero.
+    RETURN QUERY
+        SELECT 'negative balance', p.username, '>= 0', p.balance::text
+          FROM payday.participants p WHERE p.balance < 0 OR p.pending < 0;
+
+    -- Pending is NULL outside a payday (and once a payday has cleared it).
+    RETURN QUERY
+        SELECT 'pending outside payday', p.username, 'NULL', p.pending::text
+          FROM payday.participants p
+         WHERE p.pending IS NOT NULL AND (pd.id IS NULL OR pd.phase NOT IN ('payin', 'clear'));
+
+    -- Every balance (plus pending, during a payday) equals its ledger.
+    RETURN QUERY
+        WITH moves AS (
+            SELECT x.participant AS username,
+                   CASE WHEN x.kind = 'charge' THEN x.amount ELSE x.amount - x.fee END AS delta
+              FROM payday.exchanges x WHERE x.status = 'succeeded'
+            UNION ALL
+            SELECT t.tippee, t.amount FROM payday.transfers t
+            UNION ALL
+            SELECT t.tipper, -t.amount FROM payday.transfers t
+        ), ledger AS (
+            SELECT m.username, sum(m.delta) AS delta FROM moves m GROUP BY m.username
+        )
+        SELECT 'balance differs from ledger', p.username,
+               (p.opening_balance + coalesce(l.delta, 0))::text,
+               (p.balance + coalesce(p.pending, 0))::text
+          FROM payday.participants p
+          LEFT JOIN ledger l ON l.username = p.username
+         WHERE p.balance + coalesce(p.pending, 0) <> p.opening_balance + coalesce(l.delta, 0);
+
+    -- Each payday's counters equal what its transfers and exchanges say.
+    RETURN QUERY
+        WITH t AS (
+            SELECT t.payday_id,
+                   count(*) AS ntransfers, sum(t.amount) AS transfer_volume,
+                   count(*) FILTER (WHERE t.context = 'tip') AS ntips,
+                   count(DISTINCT t.tipper) FILTER (WHERE t.context = 'tip') AS ntippers
+              FROM payday.transfers t WHERE t.payday_id IS NOT NULL GROUP BY t.payday_id
+        ), x AS (
+            SELECT x.payday_id,
+                   count(*) FILTER (WHERE x.kind = 'charge' AND x.status = 'succeeded') AS ncharges,
+                   sum(x.amount + x.fee) FILTER (WHERE x.kind = 'charge' AND x.status = 'succeeded') AS charge_volume,
+                   sum(x.fee) FILTER (WHERE x.kind = 'charge' AND x.status = 'succeeded') AS charge_fees_volume,
+                   count(*) FILTER (WHERE x.kind = 'charge' AND x.status = 'failed') AS ncc_failing,
+                   count(*) FILTER (WHERE x.kind = 'credit' AND x.status = 'succeeded') AS nachs,
+                   sum(x.amount) FILTER (WHERE x.kind = 'credit' AND x.status = 'succeeded') AS ach_volume,
+                   sum(x.fee) FILTER (WHERE x.kind = 'credit' AND x.status = 'succeeded') AS ach_fees_volume,
+                   count(*) FILTER (WHERE x.kind = 'credit' AND x.status = 'failed') AS nach_failing
+              FROM payday.exchanges x GROUP BY x.payday_id
+        ), derived AS (
+            SELECT d.id,
+                   ARRAY['ntransfers', 'transfer_volume', 'ntips', 'ntippers', 'ncharges', 'charge_volume',
+                         'charge_fees_volume', 'ncc_failing', 'nachs', 'ach_volume', 'ach_fees_volume',
+                         'nach_failing'] AS names,
+                   ARRAY[coalesce(t.ntransfers, 0), coalesce(t.transfer_volume, 0), coalesce(t.ntips, 0),
+                         coalesce(t.ntippers, 0), coalesce(x.ncharges, 0), coalesce(x.charge_volume, 0),
+                         coalesce(x.charge_fees_volume, 0), coalesce(x.ncc_failing, 0), coalesce(x.nachs, 0),
+                         coalesce(x.ach_volume, 0), coalesce(x.ach_fees_volume, 0),
+                         coalesce(x.nach_failing, 0)]::numeric[] AS expected,
+                   ARRAY[d.ntransfers, d.transfer_volume, d.ntips, d.ntippers, d.ncharges, d.charge_volume,
+                         d.charge_fees_volume, d.ncc_failing, d.nachs, d.ach_volume, d.ach_fees_volume,
+                         d.nach_failing]::numeric[] AS actual
+              FROM payday.paydays d
+              LEFT JOIN t ON t.payday_id = d.id
+              LEFT JOIN x ON x.payday_id = d.id
+        )
+        SELECT 'payday counter ' || c.name, 'payday ' || d.id, c.expected::text, c.actual::text
+          FROM derived d
+          CROSS JOIN LATERAL unnest(d.names, d.expected, d.actual) AS c(name, expected, actual)
+         WHERE c.expected <> c.actual;
+END
+$$;
+
+COMMENT ON FUNCTION payday.check()
+    IS 'Checks the invariants of SPEC 6 and returns one row per violation (what, who, expected, actual); no row '
+       'when all hold: at most one open payday; no negative balance or pending; pending NULL outside a payday; '
+       'every balance (+ pending) equals opening_balance + succeeded charges - succeeded payouts and their fees '
+       '+ transfers in - transfers out; each payday''s counters equal what its transfers and exchanges say. '
+       'Takes no argument; raises nothing.';

@@ -1,0 +1,38 @@
+CREATE OR REPLACE FUNCTION payday.finish()
+RETURNS payday.paydays
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, payday, pg_temp
+    AS $$
+DECLARE
+    pd payday.paydays := payday.require_open_payday(true, 'payout');
+    npre bigint;
+    violations text;
+BEGIN
+    SELECT count(*) INTO npre FROM payday.exchanges WHERE payday_id = pd.id AND status = 'pre';
+    IF npre > 0 THEN
+        RAISE EXCEPTION 'payday % still has % exchange(s) in state pre', pd.id, npre
+            USING ERRCODE = '55000',
+                  HINT = 'Record each outcome (payday.credit_outcome / payday.charge_outcome) first; see payday.pending_exchanges().';
+    END IF;
+
+    SELECT string_agg(format('%s %s: expected %s, actual %s', what, who, expected, actual), '; ')
+      INTO violations
+      FROM (SELECT * FROM payday.check() LIMIT 20) c;
+    IF violations IS NOT NULL THEN
+        RAISE EXCEPTION 'payday % not closed: invariants fail: %', pd.id, violations
+            USING ERRCODE = 'PD004',
+                  HINT = 'SELECT * FROM payday.check(); lists every violation. Fix the data, then call payday.finish() again.';
+    END IF;
+
+    UPDATE payday.paydays
+       SET ts_end = greatest(clock_timestamp(), ts_start), phase = 'done'
+     WHERE id = pd.id
+    RETURNING * INTO pd;
+    RETURN pd;
+END
+$$;
+
+COMMENT ON FUNCTION payday.finish() IS
+    'SPEC 4.9: closes the open payday (ts_end = now, phase done) after checking the invariants. Returns the closed '
+    'paydays row. Raises 55000 when no payday is open, it is not in phase payout, or an exchange is still pre; '
+    'PD004 when payday.check() reports a violation (the message lists up to 20).';

@@ -1,0 +1,22 @@
+CREATE OR REPLACE FUNCTION payday.charge_intents(processor text DEFAULT NULL)
+RETURNS SETOF payday.exchanges
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, payday, pg_temp
+    AS $$
+DECLARE
+    pd payday.paydays := payday.require_open_payday(true, 'payin');
+    proc text := payday.require_processor(processor);
+BEGIN
+    RETURN QUERY
+        INSERT INTO payday.exchanges (participant, amount, fee, processor, route, payday_id)
+        SELECT d.username, d.amount, d.fee, coalesce(proc, d.processor), d.route, pd.id
+          FROM payday.due_charges d
+         ORDER BY d.claimed_time, d.username
+        RETURNING *;
+END
+$$;
+
+COMMENT ON FUNCTION payday.charge_intents(text) IS
+    'Set-based payday.charge_intent: records a pre charge for every row of payday.charges_due() in one statement '
+    'and returns the new exchanges. processor NULL means each participant''s own. '
+    'Raises 55000 outside phase payin, 22023 for an unknown processor.';

@@ -1,0 +1,20 @@
+CREATE OR REPLACE FUNCTION payday.charges_due()
+RETURNS TABLE (username text, short numeric(35,2), amount numeric(35,2), charge_amount numeric(35,2),
+               fee numeric(35,2), processor text, route text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, payday, pg_temp
+    AS $$
+BEGIN
+    PERFORM payday.require_open_payday(false, 'payin');
+    RETURN QUERY
+        SELECT d.username, d.short, d.amount, d.charge_amount, d.fee, d.processor, d.route
+          FROM payday.due_charges d
+         ORDER BY d.claimed_time, d.username;
+END
+$$;
+
+COMMENT ON FUNCTION payday.charges_due() IS
+    'Lists the card charges the open payday still has to make (SPEC 4.5), oldest claim first: username, short '
+    '(owed - balance), amount (what the balance receives: short raised to the 9.32 minimum), charge_amount and fee '
+    '(payday.upcharge of amount), processor (balanced when the participant has a balanced_account_uri, else stripe) '
+    'and route (that uri or customer id). Changes nothing. Raises 55000 when no payday is open or it is not in phase payin.';
