@@ -70,14 +70,8 @@ class InvariantViolation(RunError):
 
 
 def redact(text: str) -> str:
-    """Hide passwords in a DSN or an error message (uses payday.config.redact if any)."""
-    try:
-        from payday.config import redact as config_redact  # helper-1's, when present
-
-        text = config_redact(text)
-    except Exception:
-        pass
-    text = re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text)
+    """Hide passwords in a DSN or an error message."""
+    text = re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", text)
     return re.sub(r"(?i)(\w+://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
@@ -249,7 +243,7 @@ class Runner:
         return self.processors[name]
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        """One processor request: rate limited, transient errors retried (same key)."""
+        """One processor request (not a charge/credit): rate limited, transient errors retried."""
         from payday.processors import retry
 
         def limited() -> Any:
@@ -260,18 +254,16 @@ class Runner:
         return retry.call_with_retry(limited)
 
     def _work(self, job: _Job) -> tuple[bool, str | None, str | None]:
-        """Runs in a pool thread: (look up, then) charge or credit. Returns the outcome."""
+        """Runs in a pool thread: charge or credit (after a lookup when reconciling).
+
+        retry.perform retries transient errors with the same key and looks the key up
+        before any retry that follows an ambiguous failure."""
+        from payday.processors import retry
         from payday.processors.base import Attempt
 
-        proc = self.processors[job.processor]
-        a = Attempt(job.exchange_id, job.key, job.payday_id, job.username, job.route, job.kind, job.cents)
-        outcome = None
-        if job.reconcile:
-            outcome = self._call(lambda: proc.lookup(a))
-        if outcome is None:
-            op = proc.charge if job.kind == "charge" else proc.credit
-            outcome = self._call(lambda: op(a))
-        return bool(outcome.succeeded), outcome.error, outcome.processor_ref
+        a = Attempt(job.exchange_id, job.key, job.payday_id, job.username, job.route or "", job.kind, job.cents)  # type: ignore[arg-type]
+        o = retry.perform(self.processors[job.processor], a, resume=job.reconcile, limiter=self.limiter)
+        return bool(o.succeeded), o.error, o.processor_ref
 
     # -- the pipeline ---------------------------------------------------------------
 
