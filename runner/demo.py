@@ -132,7 +132,9 @@ def demo(dsn: str | None, *, keep: bool = False, out: TextIO) -> int:
             report(demo_dsn, out, payday_id=res.payday_id)
             with connect(demo_dsn) as conn:
                 people = conn.execute(
-                    "SELECT username, balance, coalesce(last_bill_result, '-'), coalesce(last_ach_result, '-') "
+                    "SELECT username, balance, "
+                    "CASE last_bill_result WHEN '' THEN 'ok' ELSE coalesce(last_bill_result, '-') END, "
+                    "CASE last_ach_result WHEN '' THEN 'ok' ELSE coalesce(last_ach_result, '-') END "
                     "FROM payday.participants ORDER BY username"
                 ).fetchall()
                 violations = conn.execute("SELECT what, who, expected, actual FROM payday.check()").fetchall()
