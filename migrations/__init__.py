@@ -1,0 +1,1 @@
+"""Alembic migrations of the payday schema (raw SQL from payday.sql)."""

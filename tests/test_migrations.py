@@ -1,0 +1,138 @@
+"""Migrations: upgrade, downgrade, idempotence, the alembic CLI, and what the wheel carries."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from payday import migrate
+
+REPO = Path(__file__).resolve().parents[1]
+TABLES = {"participants", "tips", "transfers", "exchanges", "paydays"}
+
+
+def query(dsn: str, sql: str) -> list[tuple]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def schemas(dsn: str) -> set[str]:
+    return {r[0] for r in query(dsn, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'payday%'")}
+
+
+def catalog(dsn: str) -> list[tuple]:
+    """Every object of schema payday with its oid: unchanged oids mean nothing was re-created."""
+    return query(dsn, """
+        SELECT 'rel', c.oid::bigint, c.relname FROM pg_class c WHERE c.relnamespace = 'payday'::regnamespace
+        UNION ALL
+        SELECT 'proc', p.oid::bigint, p.oid::regprocedure::text FROM pg_proc p
+         WHERE p.pronamespace = 'payday'::regnamespace
+        ORDER BY 1, 2""")
+
+
+def shipped_function_names() -> set[str]:
+    root = resources.files("payday.sql") / "functions"
+    names: set[str] = set()
+    for concern in root.iterdir():
+        if concern.is_dir():
+            for f in concern.iterdir():
+                if f.name.endswith(".sql"):
+                    names |= set(re.findall(r"CREATE\s+OR\s+REPLACE\s+FUNCTION\s+payday\.(\w+)", f.read_text(), re.I))
+    return names
+
+
+def test_upgrade_creates_schema_and_functions(empty_dsn: str) -> None:
+    assert migrate.current(empty_dsn) is None
+    migrate.upgrade(empty_dsn)
+    assert migrate.current(empty_dsn) == migrate.head() == "0001"
+    tables = {r[0] for r in query(empty_dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'payday'")}
+    assert TABLES <= tables
+    loaded = {r[0] for r in query(empty_dsn, "SELECT proname FROM pg_proc WHERE pronamespace = 'payday'::regnamespace")}
+    missing = shipped_function_names() - loaded
+    assert not missing, f"function files that did not create their function: {sorted(missing)}"
+
+
+def test_downgrade_to_base_removes_schema(empty_dsn: str) -> None:
+    migrate.upgrade(empty_dsn)
+    migrate.downgrade(empty_dsn, "base")
+    assert schemas(empty_dsn) == set()
+    assert migrate.current(empty_dsn) is None
+    migrate.upgrade(empty_dsn)  # and back up again
+    assert "payday" in schemas(empty_dsn)
+
+
+def test_upgrade_twice_is_a_noop(empty_dsn: str) -> None:
+    migrate.upgrade(empty_dsn)
+    before = catalog(empty_dsn)
+    migrate.upgrade(empty_dsn)
+    assert catalog(empty_dsn) == before
+    assert migrate.current(empty_dsn) == "0001"
+
+
+def test_template_copy_is_migrated(dsn: str) -> None:
+    assert migrate.current(dsn) == migrate.head()
+    assert query(dsn, "SELECT count(*) FROM payday.participants") == [(0,)]
+
+
+def alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    if not (REPO / "alembic.ini").exists():
+        pytest.skip("not a source checkout (no alembic.ini)")
+    return subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_alembic_cli_from_repo_root(empty_dsn: str) -> None:
+    res = alembic("-x", f"dsn={empty_dsn}", "upgrade", "head")
+    assert res.returncode == 0, res.stderr
+    assert "payday" in schemas(empty_dsn)
+    params = conninfo_to_dict(empty_dsn)
+    url = f"postgresql://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
+    res = alembic("current", env={"DATABASE_URL": url})
+    assert res.returncode == 0, res.stderr
+    assert "0001 (head)" in res.stdout
+    res = alembic("downgrade", "base", env={"DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://")})
+    assert res.returncode == 0, res.stderr
+    assert schemas(empty_dsn) == set()
+
+
+def test_installed_package_carries_sql_and_migrations() -> None:
+    assert (resources.files("payday.sql") / "schema" / "0001_initial.sql").is_file()
+    assert (resources.files("payday.migrations") / "env.py").is_file()
+    assert (resources.files("payday.migrations") / "versions" / "0001_initial.py").is_file()
+    assert shipped_function_names(), "no sql/functions/**/*.sql in the installed package"
+
+
+@pytest.mark.packaging
+def test_wheel_carries_every_source_file(tmp_path: Path) -> None:
+    if not (REPO / "pyproject.toml").exists():
+        pytest.skip("not a source checkout")
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                          "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    (wheel,) = (tmp_path / "dist").glob("payday-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"payday/sql/schema/0001_initial.sql", "payday/migrations/versions/0001_initial.py",
+            "payday/migrations/env.py", "payday/cli.py"} <= names
+    mapping = {"runner": "payday", "sql": "payday/sql", "migrations": "payday/migrations"}
+    expected = {
+        f"{prefix}/{p.relative_to(REPO / top).as_posix()}"
+        for top, prefix in mapping.items()
+        for p in (REPO / top).rglob("*")
+        if p.suffix in {".py", ".sql"} and "__pycache__" not in p.parts
+    }
+    assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "payday = payday.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
