@@ -45,6 +45,7 @@ FLUSH_EVERY = 200  # outcomes per record_outcomes() call
 FLUSH_SECONDS = 1.0  # ... or at least this often
 PROGRESS_SECONDS = 5.0
 CREDIT_BATCH = 200  # credits_due rows per merchant-check / intent batch
+MICRO_BATCH = 50  # exchanges per call to a processor with a batch API (charge_many...)
 
 
 class RunError(Exception):
@@ -248,19 +249,71 @@ class Runner:
 
         return retry.call_with_retry(limited)
 
-    def _work(self, job: _Job) -> tuple[bool, str | None, str | None]:
-        """Runs in a pool thread: charge or credit (after a lookup when reconciling).
+    def _work(self, jobs: list[_Job]) -> tuple[list[tuple[_Job, Any]], BaseException | None]:
+        """Runs in a pool thread: the outcomes of some jobs (one processor, one kind), and
+        the error that stopped the rest, if any (those stay `pre`).
 
-        retry.perform retries transient errors with the same key and looks the key up
-        before any retry that follows an ambiguous failure."""
+        One job: retry.perform, which retries transient errors with the same key and looks
+        the key up first when reconciling or after an ambiguous failure. Several jobs (only
+        for processors with a batch API, e.g. the sandbox): one lookup_many/charge_many
+        call; if that fails, each job goes through retry.perform with a lookup first."""
         from payday.processors import retry
-        from payday.processors.base import Attempt
 
-        a = Attempt(job.exchange_id, job.key, job.payday_id, job.username, job.route or "", job.kind, job.cents)  # type: ignore[arg-type]
-        o = retry.perform(self.processors[job.processor], a, resume=job.reconcile, limiter=self.limiter)
-        return bool(o.succeeded), o.error, o.processor_ref
+        proc = self.processors[jobs[0].processor]
+        done: list[tuple[_Job, Any]] = []
+        try:
+            if len(jobs) > 1:
+                try:
+                    return self._work_batch(proc, jobs), None
+                except Exception as e:
+                    self.log.warning("batch of %d %ss failed (%s); one by one", len(jobs), jobs[0].kind, _one_line(e))
+            for job in jobs:
+                o = retry.perform(proc, _attempt(job), resume=job.reconcile or len(jobs) > 1, limiter=self.limiter)
+                done.append((job, o))
+        except Exception as e:
+            return done, e
+        return done, None
+
+    def _work_batch(self, proc: Any, jobs: list[_Job]) -> list[tuple[_Job, Any]]:
+        attempts = [_attempt(j) for j in jobs]
+        found: list[Any] = [None] * len(jobs)
+        if any(j.reconcile for j in jobs):
+            if self.limiter is not None:
+                self.limiter.acquire()
+            found = list(proc.lookup_many(attempts))
+        todo = [i for i, o in enumerate(found) if o is None]
+        if todo:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            batch = getattr(proc, f"{jobs[0].kind}_many")
+            for i, o in zip(todo, batch([attempts[i] for i in todo])):
+                found[i] = o
+        return list(zip(jobs, found))
+
+    def _batch_size(self, processor: str, kind: str) -> int:
+        proc = self.processors[processor]
+        ok = all(callable(getattr(proc, f, None)) for f in (f"{kind}_many", "lookup_many"))
+        return MICRO_BATCH if ok else 1
 
     # -- the pipeline ---------------------------------------------------------------
+
+    def _tasks(self, jobs: Iterator[_Job]) -> Iterator[list[_Job]]:
+        """Groups consecutive jobs of one processor and kind into micro-batches."""
+        group: list[_Job] = []
+        size = 1
+        for job in jobs:
+            self.processor(job.processor)  # built here, in the main thread; may raise
+            if group and (job.processor, job.kind, job.reconcile) != (group[0].processor, group[0].kind, group[0].reconcile):
+                yield group
+                group = []
+            if not group:
+                size = self._batch_size(job.processor, job.kind)
+            group.append(job)
+            if len(group) >= size:
+                yield group
+                group = []
+        if group:
+            yield group
 
     def _process(self, pool: ThreadPoolExecutor, jobs: Iterable[_Job], label: str, total: int | None) -> _Outcomes:
         """Runs jobs concurrently, records outcomes in batches; stops on a processor failure."""
@@ -269,57 +322,57 @@ class Runner:
         assert self.conn is not None
         outcomes = _Outcomes(self.conn)
         progress = _Progress(self.log, label, total)
-        inflight: dict[Future, _Job] = {}
+        inflight: dict[Future, list[_Job]] = {}
         stop: BaseException | None = None
-        it = iter(jobs)
-        exhausted = False
+        source = iter(jobs)
+        tasks = self._tasks(source)
+
+        def collect(fut: Future) -> None:
+            nonlocal stop
+            task = inflight.pop(fut)
+            if fut.cancelled():
+                return
+            results, err = fut.result()
+            for job, o in results:
+                outcomes.add(job, bool(o.succeeded), o.error, o.processor_ref)
+                if not o.succeeded:
+                    self.log.info("%s of %s failed: %s", job.kind, job.username, o.error)
+            progress.tick(len(results))
+            if err is not None and stop is None:
+                job = task[len(results)] if len(results) < len(task) else task[-1]
+                what = f"{job.processor} failed on {job.kind} {job.key} ({job.username})"
+                if isinstance(err, (ProcessorError, TransientError)):
+                    stop = ProcessorFailure(
+                        f"{what}: {redact(_one_line(err))}; it stays pre and is reconciled on the next run"
+                    )
+                else:  # a bug, or an unknown outcome: leave it pre
+                    stop = RunError(f"{what}: {type(err).__name__}: {redact(_one_line(err))}")
+
         try:
+            exhausted = False
             while True:
                 while not exhausted and stop is None and len(inflight) < self.concurrency * 2:
-                    job = next(it, None)
-                    if job is None:
+                    task = next(tasks, None)
+                    if task is None:
                         exhausted = True
                         break
-                    self.processor(job.processor)  # created in this thread; may raise
-                    inflight[pool.submit(self._work, job)] = job
+                    inflight[pool.submit(self._work, task)] = task
                 if not inflight:
                     break
                 done, _ = wait(list(inflight), timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    job = inflight.pop(fut)
-                    try:
-                        ok, error, ref = fut.result()
-                    except (ProcessorError, TransientError) as e:
-                        if stop is None:
-                            stop = ProcessorFailure(
-                                f"{job.processor} failed on exchange {job.exchange_id} "
-                                f"({job.username}): {redact(_one_line(e))}; it stays pre and is "
-                                "reconciled on the next run"
-                            )
-                        continue
-                    except Exception as e:  # a bug, or an unknown outcome: leave it pre
-                        if stop is None:
-                            stop = RunError(
-                                f"{job.kind} of exchange {job.exchange_id} ({job.username}) ended "
-                                f"with {type(e).__name__}: {redact(_one_line(e))}"
-                            )
-                        continue
-                    outcomes.add(job, ok, error, ref)
-                    if not ok:
-                        self.log.info("%s of %s failed: %s", job.kind, job.username, error)
-                    progress.tick()
+                    collect(fut)
                 outcomes.maybe_flush()
         finally:
             if inflight:  # interrupted: drop what has not started, keep what has finished
-                for fut in inflight:
+                for fut in list(inflight):
                     fut.cancel()
                 wait(list(inflight), timeout=30)
-                for fut, job in inflight.items():
-                    if fut.done() and not fut.cancelled() and fut.exception() is None:
-                        ok, error, ref = fut.result()
-                        outcomes.add(job, ok, error, ref)
+                for fut in list(inflight):
+                    if fut.done():
+                        collect(fut)
             outcomes.flush()
-            close = getattr(it, "close", None)
+            close = getattr(source, "close", None)
             if callable(close):
                 close()
         if progress.done or total:
@@ -571,19 +624,15 @@ def run_payday(
 
 
 def _make_processor(name: str, dsn: str, latency: float) -> Any:
-    """payday.processors.make_processor, or the sandbox directly while that is missing."""
-    try:
-        from payday.processors import make_processor
-    except ImportError:
-        if name != "sandbox":
-            raise
-        from payday.processors.sandbox import SandboxProcessor
+    from payday.processors import make_processor
 
-        return SandboxProcessor(dsn, latency)
-    kw: dict[str, Any] = {"dsn": dsn}
-    if name == "sandbox":
-        kw["latency"] = latency
-    return make_processor(name, **kw)
+    return make_processor(name, dsn=dsn, latency=latency if name == "sandbox" else 0.0)
+
+
+def _attempt(job: _Job) -> Any:
+    from payday.processors.base import Attempt
+
+    return Attempt(job.exchange_id, job.key, job.payday_id, job.username, job.route or "", job.kind, job.cents)  # type: ignore[arg-type]
 
 
 def _one_line(e: BaseException) -> str:
