@@ -77,13 +77,16 @@ def decide(a: Attempt) -> Outcome:
 class SandboxProcessor:
     name = "sandbox"
 
-    def __init__(self, dsn: str, latency: float = 0.0, *, pool_size: int = 4) -> None:
+    def __init__(self, dsn: str, latency: float = 0.0, *, pool_size: int = 4,
+                 connect_timeout: float = 30.0) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
         self.latency = latency
+        self._connect_timeout = connect_timeout
         self._pool = ConnectionPool(
             dsn, min_size=1, max_size=pool_size, open=False,
             kwargs={"autocommit": True, "application_name": "payday_sandbox"},
+            timeout=connect_timeout,
         )
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -105,7 +108,7 @@ class SandboxProcessor:
             if self._ready:
                 return
             try:
-                self._pool.open(wait=True, timeout=30)
+                self._pool.open(wait=True, timeout=self._connect_timeout)
                 with self._pool.connection() as conn, conn.transaction():
                     conn.execute(_LOCK)
                     conn.execute(SCHEMA_DDL)
