@@ -153,10 +153,8 @@ def _plan(conn: psycopg.Connection, jout: TextIO | None, out: TextIO) -> dict[st
 
 
 def _text(s: dict[str, Any], out: TextIO) -> None:
-    out.write(
-        f"plan for {'the open' if s['payday_state'] == 'open' else 'a new'} payday {s['payday']} "
-        f"(phase {s['phase']}); nothing was changed\n"
-    )
+    which = f"the open payday {s['payday']}" if s["payday_state"] == "open" else "a new payday"
+    out.write(f"plan for {which} (phase {s['phase']}); nothing was changed\n")
     ch = s.get("charges")
     if ch is not None:
         out.write(
