@@ -27,6 +27,7 @@ log = logging.getLogger("payday.processors.stripe")
 
 class StripeProcessor:
     name = "stripe"
+    page_size = 100  # charges per list request in lookup
 
     def __init__(self, api_key: str, api_base: str | None = None, *, timeout: float = 30.0) -> None:
         if not api_key:
@@ -81,7 +82,7 @@ class StripeProcessor:
     def lookup(self, a: Attempt) -> Outcome | None:
         found: list[Outcome] = []
         try:
-            page = self._client.v1.charges.list(params={"customer": a.route, "limit": 100})
+            page = self._client.v1.charges.list(params={"customer": a.route, "limit": self.page_size})
             for obj in page.auto_paging_iter():
                 ch = _plain(obj)
                 if (ch.get("metadata") or {}).get("idempotency_key") == a.idempotency_key:

@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 import stripe
 
+from localstripe_cards import TEST_KEY, VISA
+
 LAUNCHER = Path(__file__).with_name("run_localstripe.py")
-TEST_KEY = "sk_test_payday_0123456789abcdef"
-VISA = "4242424242424242"  # succeeds
-DECLINES_ON_CHARGE = "4000000000000341"  # attaches to a customer, declines when charged
 
 
 @contextmanager
