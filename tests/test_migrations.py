@@ -136,3 +136,14 @@ def test_wheel_carries_every_source_file(tmp_path: Path) -> None:
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "payday = payday.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_concurrent_upgrades_serialise(empty_dsn: str) -> None:
+    # Separate processes: alembic's context proxy is process-global, not thread-safe.
+    code = "import sys; from payday import migrate; migrate.upgrade(sys.argv[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", code, empty_dsn], stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    assert migrate.current(empty_dsn) == "0001"
+    assert query(empty_dsn, "SELECT count(*) FROM alembic_version") == [(1,)]
