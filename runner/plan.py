@@ -50,14 +50,36 @@ def plan(dsn: str, out: TextIO, *, as_json: bool = False) -> dict[str, Any]:
     """Print the plan (text, or JSON with details) and return its summary."""
     conn = connect(dsn, autocommit=False)
     try:
-        return _plan(conn, out if as_json else None, out)
+        seq, before = _sequence_state(conn)
+        summary = _plan(conn, out if as_json else None, out)
+        conn.rollback()  # the whole point: nothing is kept
+        if summary["payday_state"] == "new":
+            _give_back_payday_id(conn, seq, before, summary["payday"])
+        return summary
     except psycopg.Error as e:
         raise sql_error(e) from e
     finally:
         try:
-            conn.rollback()  # the whole point: nothing is kept
+            conn.rollback()
         finally:
             conn.close()
+
+
+def _sequence_state(conn: psycopg.Connection) -> tuple[str, tuple[int, bool]]:
+    (seq,) = conn.execute("SELECT pg_get_serial_sequence('payday.paydays', 'id')").fetchone()  # type: ignore[misc]
+    row = conn.execute(f"SELECT last_value, is_called FROM {seq}").fetchone()
+    assert row is not None
+    return seq, (int(row[0]), bool(row[1]))
+
+
+def _give_back_payday_id(conn: psycopg.Connection, seq: str, before: tuple[int, bool], used: int) -> None:
+    """Sequences ignore rollbacks: rewind the paydays id the simulation took, so the next
+    real payday does not skip a number -- only if nobody took another id meanwhile."""
+    locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()
+    row = conn.execute(f"SELECT last_value FROM {seq}").fetchone()
+    if locked and locked[0] and row and int(row[0]) == used:
+        conn.execute("SELECT setval(%s, %s, %s)", (seq, before[0], before[1]))
+    conn.commit()
 
 
 def _plan(conn: psycopg.Connection, jout: TextIO | None, out: TextIO) -> dict[str, Any]:

@@ -424,6 +424,10 @@ class Runner:
     def payin(self, pool: ThreadPoolExecutor) -> None:
         assert self.conn is not None
         self._reconcile(pool, "charge")
+        # Build the processors needed before recording any intent: a missing key then
+        # stops the run without leaving `pre` rows bound to a processor we cannot reach.
+        for (name,) in self.conn.execute("SELECT DISTINCT processor FROM payday.charges_due()").fetchall():
+            self.processor(self.override or name)
         row = self.conn.execute("SELECT count(*) FROM payday.charge_intents(%s)", (self.override,)).fetchone()
         n = int(row[0]) if row else 0
         self.log.info("payin: %d charge(s) due", n)
