@@ -56,8 +56,9 @@ class BalancedProcessor:
     def __init__(self, api_key: str, api_base: str = DEFAULT_API_BASE, *, timeout: float = 30.0) -> None:
         if not api_key:
             raise ProcessorError("BALANCED_API_KEY is not set (export it; it is never read from arguments)")
-        self._key = api_key
-        self._auth = "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
+        token = base64.b64encode(f"{api_key}:".encode()).decode()
+        self._auth = "Basic " + token
+        self._secrets = (api_key, token)  # blanked out of every message
         self.api_base = api_base.rstrip("/")
         self.timeout = timeout
 
@@ -139,18 +140,17 @@ class BalancedProcessor:
         if 400 <= s < 500 and isinstance(r.body, dict) and r.body.get("description"):
             code = r.body.get("category_code") or f"http {s}"
             if what in ("charge", "credit"):
-                return Outcome(False, error=one_line(f"{r.body['description']} ({code})", self._key))
+                return Outcome(False, error=one_line(f"{r.body['description']} ({code})", *self._secrets))
             raise ProcessorError(f"balanced: {what} failed{self._detail(r)}")
         raise ProcessorError(f"balanced: malformed reply (http {s}) during {what}")
 
     def _detail(self, r: _Reply) -> str:
         if isinstance(r.body, dict) and r.body.get("description"):
             code = r.body.get("category_code") or "no category"
-            return one_line(f": {r.body['description']} ({code})", self._key)
+            return one_line(f": {r.body['description']} ({code})", *self._secrets)
         return ""
 
-    @staticmethod
-    def _outcome(obj: Any, kind: Kind) -> Outcome:
+    def _outcome(self, obj: Any, kind: Kind) -> Outcome:
         if not isinstance(obj, dict) or not isinstance(obj.get("uri"), str) or "status" not in obj:
             raise ProcessorError(f"balanced: malformed {kind} in reply (no uri or status)")
         status = obj["status"]
@@ -158,8 +158,10 @@ class BalancedProcessor:
             return Outcome(True, processor_ref=obj["uri"])
         if status == "failed":
             why = obj.get("failure_reason") or obj.get("description") or f"{kind} failed"
-            return Outcome(False, error=one_line(f"{kind} failed: {why}"), processor_ref=obj["uri"])
-        raise ProcessorError(f"balanced: {kind} {obj['uri']} has unknown status {one_line(status, limit=40)!r}")
+            return Outcome(False, error=one_line(f"{kind} failed: {why}", *self._secrets),
+                           processor_ref=obj["uri"])
+        raise ProcessorError(one_line(f"balanced: {kind} {obj['uri']} has unknown status {str(status)[:40]!r}",
+                                      *self._secrets))
 
     def _call(self, method: str, path: str, *, body: Any = None,
               query: Mapping[str, str] | None = None, idempotency_key: str | None = None) -> _Reply:
@@ -185,7 +187,7 @@ class BalancedProcessor:
                 e.close()
         except (urllib.error.URLError, socket.timeout, OSError, http.client.HTTPException) as e:
             reason = getattr(e, "reason", None) or e
-            raise TransientError(one_line(f"balanced unreachable during {method}: {reason}", self._key)) from e
+            raise TransientError(one_line(f"balanced unreachable during {method}: {reason}", *self._secrets)) from e
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:

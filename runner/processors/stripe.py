@@ -132,9 +132,9 @@ class StripeProcessor:
         if status == "failed":
             msg = ch.get("failure_message") or "charge failed"
             code = ch.get("failure_code")
-            return Outcome(False, error=one_line(f"card declined: {msg}" + (f" ({code})" if code else "")),
-                           processor_ref=ref)
-        raise ProcessorError(f"stripe: charge {ref} has unknown status {one_line(status, limit=40)!r}")
+            return Outcome(False, error=one_line(f"card declined: {msg}" + (f" ({code})" if code else ""),
+                                                 self._key), processor_ref=ref)
+        raise ProcessorError(one_line(f"stripe: charge {ref} has unknown status {str(status)[:40]!r}", self._key))
 
 
 def _plain(obj: Any) -> dict[str, Any]:
