@@ -121,6 +121,7 @@ def demo(dsn: str | None, *, keep: bool = False, out: TextIO) -> int:
         params["dbname"] = name
         demo_dsn = make_conninfo(**params)
         log.info("created database %s", name)
+        out.write(f"demo database: {name}{' (throwaway cluster)' if throwaway else ''}\n")
         try:
             migrate.upgrade(demo_dsn)
             log.info("migrated %s", name)
