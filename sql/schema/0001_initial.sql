@@ -167,7 +167,7 @@ COMMENT ON FUNCTION payday.fees() IS
 
 CREATE FUNCTION payday.charge_for(amount numeric) RETURNS numeric(35,2)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT (ceil((amount + 0.30) * 1.039 * 100) / 100)::numeric(35,2) $$;
+    AS $$ SELECT (ceil((amount + 0.30) * 1.039 * 100) * 0.01)::numeric(35,2) $$;
 COMMENT ON FUNCTION payday.charge_for(numeric) IS
     'Returns what the card pays for a nominal amount: (amount + 0.30) * 1.039 rounded up to the cent. '
     'Unvalidated building block of payday.upcharge (use that from psql). Returns NULL for NULL.';
