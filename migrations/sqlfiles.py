@@ -30,7 +30,9 @@ def execute_sql(op: Operations, text: str) -> None:
     if context.as_sql:
         op.execute(text)
         return
-    raw = context.connection.connection.driver_connection  # type: ignore[union-attr]
+    assert context.connection is not None
+    raw = context.connection.connection.driver_connection
+    assert raw is not None, "no DBAPI connection"
     raw.execute(text)
 
 
