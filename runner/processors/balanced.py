@@ -95,7 +95,7 @@ class BalancedProcessor:
         found = [self._outcome(i, a.kind) for i in items
                  if isinstance(i, dict) and (i.get("meta") or {}).get("idempotency_key") == a.idempotency_key]
         wins = [o for o in found if o.succeeded]
-        return (wins or found or [None])[0]
+        return (wins or found)[0] if found else None
 
     def is_merchant(self, route: str) -> bool:
         if not _ROUTE.match(route):

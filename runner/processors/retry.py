@@ -23,7 +23,7 @@ def backoff_delay(
     attempt: int, *, base_delay: float, max_delay: float, rng: Callable[[], float]
 ) -> float:
     """Delay before retry number ``attempt`` (0-based): exponential, capped, half jittered."""
-    ceiling = min(max_delay, base_delay * (2**attempt))
+    ceiling = min(max_delay, base_delay * 2.0**attempt)
     return ceiling / 2 + rng() * ceiling / 2
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -77,7 +77,7 @@ def decide(a: Attempt) -> Outcome:
 class SandboxProcessor:
     name = "sandbox"
 
-    def __init__(self, dsn: str, latency: float = 0.0, *, pool_size: int = 4,
+    def __init__(self, dsn: str, latency: float = 0.0, *, pool_size: int = 8,
                  connect_timeout: float = 30.0) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -127,7 +127,7 @@ class SandboxProcessor:
         return {key: self._outcome(key, kind, decided[key][0].kind, ok, err)
                 for key, kind, ok, err in rows}
 
-    def _query(self, sql: str, params: list[object]) -> list[tuple]:
+    def _query(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         try:
             with self._pool.connection() as conn:
                 return conn.execute(sql, params).fetchall()

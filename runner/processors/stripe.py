@@ -97,7 +97,7 @@ class StripeProcessor:
         if len(wins) > 1:
             log.error("stripe: %d succeeded charges carry key %s (%s): refund all but one",
                       len(wins), a.idempotency_key, ", ".join(str(o.processor_ref) for o in wins))
-        return (wins or found or [None])[0]
+        return (wins or found)[0] if found else None
 
     def is_merchant(self, route: str) -> bool:
         return False
