@@ -1,0 +1,311 @@
+"""SPEC §4 step 5 and §5: who is charged, intents, outcomes, counters, idempotency."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from .world import D, Driver, World, balance, counters, participant, row, rows, snapshot, start, upcharge, value
+
+
+def _community(world: World) -> None:
+    """Everyone owes bob 5.00 and has 1.00, unless said otherwise."""
+    world.participant("bob", balanced="/v1/accounts/bob")
+    for name, kw in [
+        ("balanced", dict(balanced="/v1/accounts/b")),
+        ("both", dict(balanced="/v1/accounts/both", stripe="cus_both")),
+        ("stripe", dict(stripe="cus_s")),
+        ("nofunding", dict()),
+        ("unreviewed", dict(suspicious=None, stripe="cus_u")),
+        ("suspicious", dict(suspicious=True, stripe="cus_x")),
+        ("stub", dict(claimed=None, stripe="cus_stub")),
+        ("rich", dict(balance="5.00", stripe="cus_rich")),       # exactly covered: not due
+    ]:
+        kw.setdefault("balance", "1.00")
+        world.participant(name, **kw)
+        world.tip(name, "bob", "5.00")
+
+
+def test_charges_due_selection(db, world: World, tap) -> None:
+    _community(world)
+    start(db)
+    charge, fee = upcharge(D("9.32"))
+    tap.results_eq("SELECT * FROM payday.charges_due()", [
+        ("balanced", D("4.00"), D("9.32"), charge, fee, "balanced", "/v1/accounts/b"),
+        ("both", D("4.00"), D("9.32"), charge, fee, "balanced", "/v1/accounts/both"),   # balanced preferred
+        ("stripe", D("4.00"), D("9.32"), charge, fee, "stripe", "cus_s"),
+    ])
+
+
+def test_no_funding_source_counts_ncc_missing(db, world: World, tap) -> None:
+    _community(world)
+    d = Driver(db)
+    d.start()
+    d.charges()
+    # nofunding and the unreviewed-with-funding: only the one without a funding source is
+    # "missing"; unreviewed and suspicious people are never charged.
+    assert d.pay_tips()["ncc_missing"] == 1
+    tap.is_("SELECT ncc_missing FROM payday.open_payday()", 1)
+    assert participant(db, "nofunding")["last_bill_result"] is None
+    assert participant(db, "unreviewed")["last_bill_result"] is None
+    tap.is_("SELECT count(*) FROM payday.exchanges WHERE participant IN ('unreviewed', 'suspicious', 'stub',"
+            " 'nofunding', 'rich')", 0)
+    d.clear(), d.credits(), d.finish()
+
+
+def test_unreviewed_without_funding_is_counted_missing(db, world: World) -> None:
+    """The reference checks the funding source before the whitelist."""
+    world.participant("bob")
+    world.participant("unreviewed", suspicious=None, balance="1.00")
+    world.tip("unreviewed", "bob", "5.00")
+    d = Driver(db)
+    d.start()
+    assert d.charges() == []
+    assert d.pay_tips()["ncc_missing"] == 1
+    d.clear(), d.finish()
+
+
+def test_owed_counts_only_tips_to_tippees_claimed_before_ts_start(db, world: World, tap) -> None:
+    world.participant("alice", balance="4.00", stripe="cus_a")
+    world.participant("bob")
+    world.participant("stub", claimed=None)
+    world.participant("late", claimed=None)
+    world.participant("crook", suspicious=True)
+    world.participant("newbie", suspicious=None)
+    world.tip("alice", "bob", "3.00")
+    world.tip("alice", "stub", "50.00")
+    world.tip("alice", "late", "50.00")
+    world.tip("alice", "crook", "50.00")
+    world.tip("alice", "newbie", "2.00")        # unreviewed tippees do receive
+    pd = start(db)
+    world.claim("late", pd["ts_start"] + timedelta(minutes=1))
+    tap.results_eq("SELECT username, short, amount FROM payday.charges_due()", [("alice", D("1.00"), D("9.32"))])
+
+
+def test_owed_uses_the_latest_tip_before_ts_start(db, world: World, tap) -> None:
+    world.participant("alice", balance="4.00", stripe="cus_a")
+    world.participant("bob")
+    world.participant("carol")
+    t0 = world_time(1)
+    world.tip("alice", "bob", "1.00", ctime=t0, mtime=t0)
+    world.tip("alice", "bob", "10.00", ctime=t0, mtime=t0 + timedelta(days=1))
+    world.tip("alice", "carol", "8.00", ctime=t0, mtime=t0)
+    world.tip("alice", "carol", "0.00", ctime=t0, mtime=t0 + timedelta(days=2))  # stopped
+    pd = start(db)
+    world.tip("alice", "bob", "100.00", ctime=t0, mtime=pd["ts_start"] + timedelta(seconds=1))  # after start
+    tap.results_eq("SELECT username, short FROM payday.charges_due()", [("alice", D("6.00"))])
+
+
+def world_time(days: int):
+    from .world import BASE
+    return BASE + timedelta(days=days)
+
+
+def test_charges_due_ordered_by_claim_time(db, world: World, tap) -> None:
+    world.participant("bob")
+    for name in ["zed", "amy", "kim"]:
+        world.participant(name, stripe=f"cus_{name}")
+        world.tip(name, "bob", "1.00")
+    start(db)
+    tap.results_eq("SELECT username FROM payday.charges_due()", [("zed",), ("amy",), ("kim",)])
+    tap.results_eq("SELECT participant FROM payday.charge_intents() ORDER BY id", [("zed",), ("amy",), ("kim",)])
+
+
+def test_charge_intent_records_pre_and_is_idempotent(db, world: World, tap) -> None:
+    world.participant("alice", balance="1.00", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "20.00")
+    pd = start(db)
+    xid = value(db, "SELECT payday.charge_intent('alice')")
+    assert value(db, "SELECT payday.charge_intent('alice')") == xid
+    assert value(db, "SELECT payday.charge_intent('alice', 'sandbox')") == xid
+    x = row(db, "SELECT * FROM payday.exchanges")
+    charge, fee = upcharge(D("19.00"))
+    assert (x["participant"], x["amount"], x["fee"], x["status"], x["processor"], x["route"], x["payday_id"]) == (
+        "alice", D("19.00"), fee, "pre", "stripe", "cus_a", pd["id"])
+    assert x["amount"] + x["fee"] == charge
+    assert x["idempotency_key"] == f"payday-{pd['id']}-exchange-{xid}"
+    assert balance(db, "alice") == D("1.00"), "an intent moves no money"
+    tap.results_eq("SELECT username FROM payday.charges_due()", [], "no longer due once an intent exists")
+    tap.results_eq("SELECT * FROM payday.charge_intents()", [], "charge_intents makes no second intent")
+    tap.results_eq("SELECT id FROM payday.pending_exchanges()", [(xid,)])
+
+
+def test_charge_intent_processor_override(db, world: World, tap) -> None:
+    world.participant("alice", balanced="/v1/accounts/a")
+    world.participant("bob", stripe="cus_b")
+    world.participant("carol")
+    world.tip("alice", "carol", "1.00")
+    world.tip("bob", "carol", "1.00")
+    start(db)
+    tap.results_eq("SELECT participant, processor, route FROM payday.charge_intents('sandbox') ORDER BY id",
+                   [("alice", "sandbox", "/v1/accounts/a"), ("bob", "sandbox", "cus_b")])
+
+
+def test_charge_intent_manual_processor(db, world: World, tap) -> None:
+    world.participant("alice", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "1.00")
+    start(db)
+    xid = value(db, "SELECT payday.charge_intent('alice', 'manual')")
+    tap.is_("SELECT processor FROM payday.exchanges WHERE id = %s", "manual", params=[xid])
+
+
+@pytest.mark.parametrize("who, reason", [
+    ("nofunding", "no funding source"),
+    ("unreviewed", "not reviewed"),
+    ("suspicious", "suspicious"),
+    ("stub", "not claimed"),
+    ("rich", "covers"),
+    ("bob", "covers"),            # owes nothing at all
+])
+def test_charge_intent_refuses_who_is_not_due(db, world: World, tap, who: str, reason: str) -> None:
+    _community(world)
+    start(db)
+    tap.throws_ok(f"SELECT payday.charge_intent('{who}')", "PD003", reason)
+
+
+def test_charge_intent_refuses_a_late_claimer(db, world: World, tap) -> None:
+    world.participant("bob")
+    world.participant("late", claimed=None, stripe="cus_l")
+    world.tip("late", "bob", "5.00")
+    pd = start(db)
+    world.claim("late", pd["ts_start"] + timedelta(minutes=1))
+    tap.throws_ok("SELECT payday.charge_intent('late')", "PD003", "not claimed before the payday started")
+    tap.results_eq("SELECT * FROM payday.charges_due()", [])
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_charge_intent_refuses_once_charged(db, world: World, tap, ok: bool) -> None:
+    world.participant("alice", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "50.00")
+    start(db)
+    xid = value(db, "SELECT payday.charge_intent('alice')")
+    db.execute("SELECT payday.charge_outcome(%s, %s, %s)", (xid, ok, None if ok else "declined"))
+    tap.throws_ok("SELECT payday.charge_intent('alice')", "PD003", "already charged")
+
+
+def test_charge_success(db, world: World, tap) -> None:
+    world.participant("alice", balance="1.00", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "20.00")
+    pd = start(db)
+    db.execute("UPDATE payday.participants SET last_bill_result = 'old failure'")
+    xid = value(db, "SELECT payday.charge_intent('alice')")
+    x = row(db, "SELECT * FROM payday.charge_outcome(%s, true, NULL, 'ch_123')", (xid,))
+    charge, fee = upcharge(D("19.00"))
+    assert (x["status"], x["error"], x["processor_ref"]) == ("succeeded", None, "ch_123")
+    assert x["recorded_at"] is not None
+    a = participant(db, "alice")
+    assert (a["balance"], a["pending"], a["last_bill_result"]) == (D("20.00"), D("0.00"), "")
+    c = counters(db, pd["id"])
+    assert (c["ncharges"], c["charge_volume"], c["charge_fees_volume"], c["ncc_failing"]) == (1, charge, fee, 0)
+
+
+def test_charge_failure(db, world: World, tap) -> None:
+    world.participant("alice", balance="3.00", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "2.00")
+    world.tip("alice", "bob", "20.00")
+    pd = start(db)
+    xid = value(db, "SELECT payday.charge_intent('alice')")
+    x = row(db, "SELECT * FROM payday.charge_outcome(%s, false, 'Your card was declined.')", (xid,))
+    assert (x["status"], x["error"]) == ("failed", "Your card was declined.")
+    a = participant(db, "alice")
+    assert (a["balance"], a["last_bill_result"]) == (D("3.00"), "Your card was declined.")
+    c = counters(db, pd["id"])
+    assert (c["ncharges"], c["charge_volume"], c["charge_fees_volume"], c["ncc_failing"]) == (0, 0, 0, 1)
+    # Payday goes on with whatever balance there is.
+    d = Driver(db)
+    assert d.pay_tips()["ntips"] == 0       # 20.00 > 3.00: the only tip is uncovered
+    d.clear(), d.finish()
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_same_outcome_twice_is_a_no_op(db, world: World, tap, ok: bool) -> None:
+    world.participant("alice", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "1.00")
+    start(db)
+    xid = value(db, "SELECT payday.charge_intent('alice')")
+    err = None if ok else "declined"
+    db.execute("SELECT payday.charge_outcome(%s, %s, %s)", (xid, ok, err))
+    before = snapshot(db)
+    db.execute("SELECT payday.charge_outcome(%s, %s, %s)", (xid, ok, err))
+    db.execute("SELECT payday.charge_outcome(%s, %s, %s, 'other-ref')", (xid, ok, "another error" if err else None))
+    tap.is_("SELECT payday.record_outcomes(ARRAY[%s]::bigint[], ARRAY[%s], ARRAY[%s]::text[])", 0,
+            params=[xid, ok, err])
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_contradicting_outcome_is_refused(db, world: World, tap, first: bool) -> None:
+    world.participant("alice", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "1.00")
+    start(db)
+    xid = value(db, "SELECT payday.charge_intent('alice')")
+    db.execute("SELECT payday.charge_outcome(%s, %s, %s)", (xid, first, None if first else "declined"))
+    second = not first
+    tap.throws_ok(f"SELECT payday.charge_outcome({xid}, {second}, {'NULL' if second else repr('x')})",
+                  "PD002", "already recorded")
+    tap.throws_ok(f"SELECT payday.record_outcomes(ARRAY[{xid}]::bigint[], ARRAY[{second}],"
+                  f" ARRAY[{'NULL' if second else repr('x')}]::text[])", "PD002")
+
+
+def test_record_outcomes_batch(db, world: World, tap) -> None:
+    world.participant("bob")
+    for name in ["a1", "a2", "a3"]:
+        world.participant(name, balance="0.00", stripe=f"cus_{name}")
+        world.tip(name, "bob", "10.00")
+    pd = start(db)
+    made = rows(db, "SELECT id, participant FROM payday.charge_intents() ORDER BY id")
+    ids = [m["id"] for m in made]
+    tap.is_("SELECT payday.record_outcomes(%s::bigint[], ARRAY[true, false, true], ARRAY[NULL, 'no', ''],"
+            " ARRAY['r1', NULL, 'r3'])", 3, params=[ids])
+    tap.results_eq("SELECT participant, status, error, processor_ref FROM payday.exchanges ORDER BY id", [
+        ("a1", "succeeded", None, "r1"), ("a2", "failed", "no", None), ("a3", "succeeded", None, "r3")])
+    charge, fee = upcharge(D("10.00"))
+    c = counters(db, pd["id"])
+    assert (c["ncharges"], c["charge_volume"], c["charge_fees_volume"], c["ncc_failing"]) == (
+        2, 2 * charge, 2 * fee, 1)
+    # Applying the same batch again applies nothing; a partly new batch applies the new part.
+    tap.is_("SELECT payday.record_outcomes(%s::bigint[], ARRAY[true, false, true], ARRAY[NULL, 'no', NULL])",
+            0, params=[ids])
+    tap.is_("SELECT payday.record_outcomes(ARRAY[]::bigint[], ARRAY[]::boolean[])", 0, "empty batch")
+    Driver(db).pay_tips()
+    Driver(db).clear()
+    Driver(db).finish()
+
+
+def test_record_outcomes_mixes_charges_and_credits_only_by_their_own_phase(db, world: World, tap) -> None:
+    """A batch may hold either kind; the outcome functions insist on theirs (55000)."""
+    world.participant("alice", balance="0.00", stripe="cus_a")
+    world.participant("bob", balance="30.00", balanced="/v1/accounts/b")
+    world.tip("alice", "bob", "1.00")
+    d = Driver(db)
+    d.start()
+    charge_id = value(db, "SELECT payday.charge_intent('alice')")
+    tap.throws_ok(f"SELECT payday.credit_outcome({charge_id}, true)", "55000", "is a charge, not a credit")
+    db.execute("SELECT payday.record_outcomes(ARRAY[%s]::bigint[], ARRAY[true])", (charge_id,))
+    d.pay_tips(), d.clear()
+    credit_id = value(db, "SELECT payday.credit_intent('bob')")
+    tap.throws_ok(f"SELECT payday.charge_outcome({credit_id}, true)", "55000", "is a credit, not a charge")
+    tap.is_(f"SELECT payday.record_outcomes(ARRAY[{credit_id}, {charge_id}]::bigint[], ARRAY[true, true])", 1)
+    d.finish()
+
+
+def test_charge_lands_in_balance_not_pending(db, world: World) -> None:
+    world.participant("alice", stripe="cus_a")
+    world.participant("bob")
+    world.tip("alice", "bob", "1.00")
+    start(db)
+    xid = value(db, "SELECT payday.charge_intent('alice')")
+    db.execute("SELECT payday.charge_outcome(%s, true)", (xid,))
+    a = participant(db, "alice")
+    assert (a["balance"], a["pending"]) == (D("9.32"), D("0.00"))
+    d = Driver(db)
+    d.pay_tips(), d.clear(), d.finish()
+    assert balance(db, "alice") == D("8.32")
