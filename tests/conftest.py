@@ -72,9 +72,32 @@ def pg_server() -> Iterator[Server]:
         yield Server(cluster.host, cluster.port, cluster.user)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def drop_stale_databases(server: Server) -> None:
+    """Drop test databases left by killed sessions (their pid is gone); local servers only."""
+    if server.host not in ("127.0.0.1", "localhost", "::1") and not server.host.startswith("/"):
+        return
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^payday_(tpl|t|empty)_[0-9]+_[0-9a-f]{8}$'")]
+    for name in names:
+        if not _pid_alive(int(name.split("_")[-2])):
+            server.janitor(name, as_template=name.startswith("payday_tpl_")).drop()
+
+
 @pytest.fixture(scope="session")
 def template_db(pg_server: Server) -> Iterator[str]:
     """Name of the session's migrated template database."""
+    drop_stale_databases(pg_server)
     with pg_server.database("payday_tpl", as_template=True) as dsn:
         migrate.upgrade(dsn)
         yield psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]  # type: ignore[misc]
