@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION payday.credit_outcome(
     processor_ref text DEFAULT NULL
 ) RETURNS payday.exchanges
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

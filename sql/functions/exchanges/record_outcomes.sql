@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION payday.record_outcomes(
     processor_refs text[] DEFAULT NULL
 ) RETURNS bigint
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

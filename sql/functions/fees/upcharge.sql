@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.upcharge(amount numeric)
 RETURNS TABLE (charge_amount numeric(35,2), fee numeric(35,2))
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.check()
 RETURNS TABLE (what text, who text, expected text, actual text)
     LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

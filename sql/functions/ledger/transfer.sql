@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.transfer(tipper text, tippee text, amount numeric)
 RETURNS bigint
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.clear_pending()
 RETURNS bigint
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.open_payday()
 RETURNS payday.paydays
     LANGUAGE sql STABLE
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$ SELECT * FROM payday.paydays WHERE ts_end = payday.open_sentinel() $$;
 

@@ -2,6 +2,7 @@ CREATE OR REPLACE FUNCTION payday.pay_tips(
     OUT nparticipants bigint, OUT ntippers bigint, OUT ntips bigint,
     OUT ntransfers bigint, OUT transfer_volume numeric(35,2), OUT ncc_missing bigint)
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.start()
 RETURNS payday.paydays
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

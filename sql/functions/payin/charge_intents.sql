@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.charge_intents(processor text DEFAULT NULL)
 RETURNS SETOF payday.exchanges
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 DECLARE

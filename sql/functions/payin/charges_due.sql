@@ -2,6 +2,7 @@ CREATE OR REPLACE FUNCTION payday.charges_due()
 RETURNS TABLE (username text, short numeric(35,2), amount numeric(35,2), charge_amount numeric(35,2),
                fee numeric(35,2), processor text, route text)
     LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 BEGIN

@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION payday.pending_exchanges()
 RETURNS SETOF payday.exchanges
     LANGUAGE sql STABLE
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$ SELECT * FROM payday.exchanges WHERE status = 'pre' ORDER BY id $$;
 

@@ -2,6 +2,7 @@ CREATE OR REPLACE FUNCTION payday.credits_due()
 RETURNS TABLE (username text, balance numeric(35,2), obligations numeric(35,2), payout numeric(35,2),
                credit_amount numeric(35,2), fee numeric(35,2), route text)
     LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
     AS $$
 BEGIN
