@@ -65,21 +65,32 @@ def plan(dsn: str, out: TextIO, *, as_json: bool = False) -> dict[str, Any]:
             conn.close()
 
 
-def _sequence_state(conn: psycopg.Connection) -> tuple[str, tuple[int, bool]]:
-    (seq,) = conn.execute("SELECT pg_get_serial_sequence('payday.paydays', 'id')").fetchone()  # type: ignore[misc]
-    row = conn.execute(f"SELECT last_value, is_called FROM {seq}").fetchone()
+def _sequence_state(conn: psycopg.Connection) -> tuple[str | None, tuple[int, bool]]:
+    """The paydays id sequence and its state (None when this role may not read it)."""
+    try:
+        with conn.transaction():
+            (seq,) = conn.execute("SELECT pg_get_serial_sequence('payday.paydays', 'id')").fetchone()  # type: ignore[misc]
+            row = conn.execute(f"SELECT last_value, is_called FROM {seq}").fetchone()
+    except psycopg.Error:
+        return None, (0, False)
     assert row is not None
     return seq, (int(row[0]), bool(row[1]))
 
 
-def _give_back_payday_id(conn: psycopg.Connection, seq: str, before: tuple[int, bool], used: int) -> None:
+def _give_back_payday_id(conn: psycopg.Connection, seq: str | None, before: tuple[int, bool], used: int) -> None:
     """Sequences ignore rollbacks: rewind the paydays id the simulation took, so the next
-    real payday does not skip a number -- only if nobody took another id meanwhile."""
-    locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()
-    row = conn.execute(f"SELECT last_value FROM {seq}").fetchone()
-    if locked and locked[0] and row and int(row[0]) == used:
-        conn.execute("SELECT setval(%s, %s, %s)", (seq, before[0], before[1]))
-    conn.commit()
+    real payday does not skip a number -- only if nobody took another id meanwhile, and
+    only when this role may (else the next payday just skips a number)."""
+    if seq is None:
+        return
+    try:
+        with conn.transaction():
+            locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()
+            row = conn.execute(f"SELECT last_value FROM {seq}").fetchone()
+            if locked and locked[0] and row and int(row[0]) == used:
+                conn.execute("SELECT setval(%s, %s, %s)", (seq, before[0], before[1]))
+    except psycopg.Error:
+        pass
 
 
 def _plan(conn: psycopg.Connection, jout: TextIO | None, out: TextIO) -> dict[str, Any]:
