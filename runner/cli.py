@@ -147,7 +147,7 @@ def resolve_dsn(arg: str | None) -> str:
 
         fn = getattr(config, "resolve_dsn", None)
         if callable(fn):
-            return fn(arg)
+            return str(fn(arg))
     except ImportError:
         pass
     return arg or os.environ.get("DATABASE_URL") or ""

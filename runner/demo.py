@@ -119,7 +119,7 @@ def demo(dsn: str | None, *, keep: bool = False, out: TextIO) -> int:
             conn.execute(f'CREATE DATABASE "{name}"')
         params = {k: v for k, v in conninfo_to_dict(admin).items() if v is not None}
         params["dbname"] = name
-        demo_dsn = make_conninfo(**params)
+        demo_dsn = make_conninfo("", **params)
         log.info("created database %s", name)
         out.write(f"demo database: {name}{' (throwaway cluster)' if throwaway else ''}\n")
         try:

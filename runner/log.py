@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TextIO
 
 LOGGER_NAME = "payday"
 
@@ -11,14 +12,12 @@ LOGGER_NAME = "payday"
 class _IsoFormatter(logging.Formatter):
     """ISO 8601 timestamps in UTC with milliseconds, e.g. 2024-01-05T12:00:00.123Z."""
 
-    converter = time.gmtime
-
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        base = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{base}.{int(record.msecs):03d}Z"
 
 
-def setup(verbose: bool = False, stream=None) -> logging.Logger:
+def setup(verbose: bool = False, stream: TextIO | None = None) -> logging.Logger:
     """Configure and return the `payday` logger (idempotent)."""
     log = logging.getLogger(LOGGER_NAME)
     log.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -21,7 +21,7 @@ def _j(v: Any) -> Any:
     return str(v) if isinstance(v, Decimal) else v
 
 
-def _stream(conn: psycopg.Connection, name: str, query: str, params: tuple = ()) -> Iterator[dict[str, Any]]:
+def _stream(conn: psycopg.Connection, name: str, query: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
     with conn.cursor(name=name, row_factory=dict_row) as cur:
         cur.itersize = 1000
         cur.execute(query, params)

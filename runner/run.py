@@ -322,12 +322,12 @@ class Runner:
         assert self.conn is not None
         outcomes = _Outcomes(self.conn)
         progress = _Progress(self.log, label, total)
-        inflight: dict[Future, list[_Job]] = {}
+        inflight: dict[Future[Any], list[_Job]] = {}
         stop: BaseException | None = None
         source = iter(jobs)
         tasks = self._tasks(source)
 
-        def collect(fut: Future) -> None:
+        def collect(fut: Future[Any]) -> None:
             nonlocal stop
             task = inflight.pop(fut)
             if fut.cancelled():
@@ -383,7 +383,7 @@ class Runner:
             raise stop
         return outcomes
 
-    def _stream(self, query: str, params: tuple = (), size: int = 1000) -> Generator[dict[str, Any], None, None]:
+    def _stream(self, query: str, params: tuple[Any, ...] = (), size: int = 1000) -> Generator[dict[str, Any], None, None]:
         """Rows of a query through a server-side cursor on a separate read connection."""
         reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
         try:
@@ -459,7 +459,7 @@ class Runner:
             if not batch:
                 return
             proc = self.processor(name)
-            checks = [pool.submit(lambda r=r: self._call(lambda: proc.is_merchant(r["route"]))) for r in batch]
+            checks = [pool.submit(self._is_merchant, proc, r["route"]) for r in batch]
             due: list[str] = []
             for r, fut in zip(batch, checks):
                 try:
@@ -480,6 +480,9 @@ class Runner:
             for job in self._credit_intents(due, name):
                 yield job
 
+    def _is_merchant(self, proc: Any, route: str) -> bool:
+        return bool(self._call(lambda: proc.is_merchant(route)))
+
     def _credit_intents(self, usernames: list[str], name: str) -> list[_Job]:
         assert self.conn is not None
         if not usernames:
@@ -498,7 +501,8 @@ class Runner:
             ids = []
             for u in usernames:  # someone stopped being due meanwhile: one by one
                 try:
-                    ids.append(self.conn.execute("SELECT payday.credit_intent(%s, %s)", (u, self.override)).fetchone()[0])
+                    row = self.conn.execute("SELECT payday.credit_intent(%s, %s)", (u, self.override)).fetchone()
+                    ids.append(row[0] if row else None)
                 except psycopg.Error as e1:
                     if getattr(e1, "sqlstate", None) != "PD003":
                         raise sql_error(e1) from e1
