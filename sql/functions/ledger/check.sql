@@ -6,6 +6,7 @@ RETURNS TABLE (what text, who text, expected text, actual text)
     AS $$
 DECLARE
     pd payday.paydays := payday.open_payday();
+    reversed bigint[] := '{}';
 BEGIN
     -- At most one open payday.
     RETURN QUERY
@@ -84,6 +85,41 @@ BEGIN
           FROM derived d
           CROSS JOIN LATERAL unnest(d.names, d.expected, d.actual) AS c(name, expected, actual)
          WHERE c.expected <> c.actual;
+
+    -- Tips are never paid to or from a suspicious participant (SPEC 4.4): the open payday's
+    -- tip transfers involving someone suspicious now, unless reversed (payday.reverse_transfer).
+    -- Closed paydays are history: a participant flagged later does not reopen them.
+    IF pd.id IS NOT NULL THEN
+        IF to_regclass('payday.reversals') IS NOT NULL THEN  -- absent below migration 0002
+            EXECUTE 'SELECT coalesce(array_agg(transfer_id), ''{}'') FROM payday.reversals' INTO reversed;
+        END IF;
+        RETURN QUERY
+            SELECT 'tip involving a suspicious participant', t.tipper || ' -> ' || t.tippee,
+                   'no tip transfer', format('transfer %s of %s in payday %s', t.id, t.amount, t.payday_id)
+              FROM payday.transfers t
+              JOIN payday.participants r ON r.username = t.tipper
+              JOIN payday.participants e ON e.username = t.tippee
+             WHERE t.payday_id = pd.id AND t.context = 'tip'
+               AND (r.is_suspicious OR e.is_suspicious)
+               AND t.id <> ALL (reversed);
+    END IF;
+
+    -- An exchange moves money only once it has an outcome: recorded_at is set iff it is not pre.
+    RETURN QUERY
+        SELECT 'exchange outcome not recorded consistently', x.participant,
+               CASE WHEN x.status = 'pre' THEN 'recorded_at NULL' ELSE 'recorded_at set' END,
+               format('exchange %s: status %s, recorded_at %s', x.id, x.status, coalesce(x.recorded_at::text, 'NULL'))
+          FROM payday.exchanges x
+         WHERE (x.status = 'pre') <> (x.recorded_at IS NULL);
+
+    -- No pre exchange outlives its payday: every pre exchange belongs to the open payday.
+    RETURN QUERY
+        SELECT 'pre exchange outside the open payday', x.participant,
+               CASE WHEN pd.id IS NULL THEN 'no pre exchange (no payday open)'
+                    ELSE format('pre only in the open payday %s', pd.id) END,
+               format('exchange %s of payday %s is pre', x.id, x.payday_id)
+          FROM payday.exchanges x
+         WHERE x.status = 'pre' AND x.payday_id IS DISTINCT FROM pd.id;
 END
 $$;
 
@@ -92,4 +128,6 @@ COMMENT ON FUNCTION payday.check()
        'when all hold: at most one open payday; no negative balance or pending; pending NULL outside a payday; '
        'every balance (+ pending) equals opening_balance + succeeded charges - succeeded payouts and their fees '
        '+ transfers in - transfers out; each payday''s counters equal what its transfers and exchanges say. '
+       'Also: no tip transfer of the open payday involves a participant who is suspicious (unless reversed); an '
+       'exchange''s recorded_at is set iff it is not pre; no pre exchange belongs to any payday but the open one. '
        'Takes no argument; raises nothing.';
