@@ -1,0 +1,115 @@
+"""Fixtures of the hardening tests (roles, append-only ledger, concurrency, bad input).
+
+Every test that uses ``db`` ends with ``payday.check()`` returning no row, unless it is
+marked ``corrupt`` (it damages data on purpose to see the violation detected).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+# The two inserts of the web application, exactly as SPEC 2 writes them.
+INSERT_PARTICIPANT = (
+    "INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
+    "balanced_account_uri, stripe_customer_id) VALUES (%s, %s, %s, %s, %s, %s)"
+)
+INSERT_TIP = "INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) VALUES (%s, %s, %s, %s, %s)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "corrupt: the test damages data on purpose; skip the final payday.check()")
+
+
+def violations(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT * FROM payday.check()").fetchall()
+
+
+@pytest.fixture(autouse=True)
+def _invariants_hold_afterwards(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "db" not in request.fixturenames or request.node.get_closest_marker("corrupt"):
+        yield
+        return
+    db: psycopg.Connection = request.getfixturevalue("db")
+    yield
+    db.execute("RESET ROLE")
+    assert violations(db) == [], "payday.check() after the test"
+
+
+@contextmanager
+def as_role(conn: psycopg.Connection, role: str) -> Iterator[psycopg.Connection]:
+    """``SET ROLE role`` for the block (the connection must be autocommit, no transaction open)."""
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    try:
+        yield conn
+    finally:
+        conn.execute("RESET ROLE")
+
+
+def sqlstate_of(conn: psycopg.Connection, query: str, params: Any = None) -> str | None:
+    """Runs ``query`` in a transaction that is always rolled back; returns its SQLSTATE (None: no error)."""
+    try:
+        with conn.transaction():
+            conn.execute(query, params)
+            raise psycopg.Rollback
+    except psycopg.Error as e:
+        return e.sqlstate
+    return None
+
+
+def participant(conn: psycopg.Connection, username: str, *, days: float | None = 30, suspicious: bool | None = False,
+                balance: Decimal | int = 0, buri: str | None = None, scid: str | None = None) -> None:
+    """A participant through the web application's insert; claimed ``days`` ago (None: a stub)."""
+    conn.execute(
+        INSERT_PARTICIPANT.replace("VALUES (%s, %s,", "VALUES (%s, now() - make_interval(secs => %s * 86400),")
+        if days is not None else INSERT_PARTICIPANT,
+        (username, days if days is not None else None, suspicious, Decimal(balance), buri, scid),
+    )
+
+
+def tip(conn: psycopg.Connection, tipper: str, tippee: str, amount: str | Decimal, *, days: float = 20) -> None:
+    """A tip through the web application's insert, made ``days`` ago."""
+    conn.execute(
+        "INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) VALUES "
+        "(now() - make_interval(secs => %s * 86400), now() - make_interval(secs => %s * 86400), %s, %s, %s)",
+        (days, days, tipper, tippee, Decimal(amount)),
+    )
+
+
+@pytest.fixture
+def login_role(dsn: str) -> Iterator[Callable[..., str]]:
+    """``login_role('payday_runner')``: a new LOGIN role that is a member of the given roles only;
+    returns a DSN connecting as it (trust authentication on the test server). Dropped afterwards."""
+    made: list[str] = []
+    admin = psycopg.connect(dsn, autocommit=True)
+
+    def make(*member_of: str) -> str:
+        name = f"payday_t_login_{uuid.uuid4().hex[:10]}"
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        made.append(name)
+        for role in member_of:
+            admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(name)))
+        params = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password"}
+        params["user"] = name
+        return make_conninfo(**params)  # type: ignore[arg-type]
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            ident = sql.Identifier(name)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            admin.execute(sql.SQL("DROP ROLE {}").format(ident))
+        admin.close()
