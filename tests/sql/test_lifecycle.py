@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from .world import D, Driver, World, assert_invariants, balance, counters, open_payday, pending, row, rows, \
+from .world import D, Driver, World, assert_invariants, corrupt, balance, counters, open_payday, pending, row, rows, \
     start, value
 
 OPEN = "1970-01-01 00:00:00+00"
@@ -166,7 +166,7 @@ def test_finish_refuses_on_an_invariant_violation(db, world: World, tap) -> None
 def test_finish_refuses_on_a_corrupt_counter(db, world: World, tap) -> None:
     d = Driver(db)
     d.start(), d.pay_tips(), d.clear()
-    db.execute("UPDATE payday.paydays SET ncharges = 3")
+    corrupt(db, "UPDATE payday.paydays SET ncharges = 3")
     tap.throws_ok("SELECT payday.finish()", "PD004", "payday counter ncharges")
 
 
