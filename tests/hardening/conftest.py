@@ -113,3 +113,45 @@ def login_role(dsn: str) -> Iterator[Callable[..., str]]:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
             admin.execute(sql.SQL("DROP ROLE {}").format(ident))
         admin.close()
+
+
+def community(conn: psycopg.Connection) -> None:
+    """A small community: bob (card) tips alice and carol; dave (balance) tips alice; alice gets paid out."""
+    participant(conn, "alice", days=40, buri="/v1/bank/alice")
+    participant(conn, "bob", days=39, scid="cus_bob")
+    participant(conn, "carol", days=38)
+    participant(conn, "dave", days=37)
+    conn.execute("UPDATE payday.participants SET balance = 30 WHERE username = 'dave'")  # behind the ledger:
+    conn.execute("UPDATE payday.participants SET opening_balance = 30 WHERE username = 'dave'")  # an opening balance
+    tip(conn, "bob", "alice", "6.00", days=30)
+    tip(conn, "bob", "carol", "1.00", days=29)
+    tip(conn, "dave", "alice", "12.00", days=28)
+
+
+def sql_payday(conn: psycopg.Connection, *, until: str = "done", charge_ok: bool = True) -> int:
+    """Drives the open (or a new) payday through the SQL functions, as a DBA would from psql,
+    with every processor call 'manual' and succeeding (charges: ``charge_ok``). Stops once the
+    payday reaches phase ``until`` (payin: after charges are recorded). Returns the payday id."""
+    pid, phase = conn.execute("SELECT id, phase FROM payday.start()").fetchone()  # type: ignore[misc]
+    if phase == "payin":
+        ids = [r[0] for r in conn.execute("SELECT id FROM payday.charge_intents('manual')").fetchall()]
+        if ids:
+            conn.execute("SELECT payday.record_outcomes(%s::bigint[], %s::boolean[], %s::text[])",
+                         (ids, [charge_ok] * len(ids), [None if charge_ok else "declined"] * len(ids)))
+        if until == "payin":
+            return pid
+        conn.execute("SELECT * FROM payday.pay_tips()")
+        phase = "clear"
+    if until == "clear":
+        return pid
+    if phase == "clear":
+        conn.execute("SELECT payday.clear_pending()")
+        phase = "payout"
+    if until == "payout":
+        return pid
+    if phase == "payout":
+        for (username,) in conn.execute("SELECT username FROM payday.credits_due()").fetchall():
+            xid = conn.execute("SELECT payday.credit_intent(%s, 'manual')", (username,)).fetchone()[0]  # type: ignore[index]
+            conn.execute("SELECT payday.credit_outcome(%s, true)", (xid,))
+        conn.execute("SELECT * FROM payday.finish()")
+    return pid
