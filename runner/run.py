@@ -562,6 +562,18 @@ class Runner:
                     except Exception:
                         pass
 
+    def _refuse_on_violations(self) -> None:
+        """InvariantViolation (exit 6) naming what payday.check() reports, if anything."""
+        assert self.conn is not None
+        rows = self.conn.execute("SELECT what, who, expected, actual FROM payday.check()").fetchall()
+        if rows:
+            shown = "; ".join(f"{what} {who}: expected {exp}, actual {act}" for what, who, exp, act in rows[:5])
+            more = f"; and {len(rows) - 5} more" if len(rows) > 5 else ""
+            raise InvariantViolation(
+                f"not starting a payday: payday.check() reports {len(rows)} violation(s): {shown}{more} "
+                "(SELECT * FROM payday.check() lists them all)"
+            )
+
     def _run_locked(self) -> RunResult:
         assert self.conn is not None
         with self.conn.cursor(row_factory=dict_row) as cur:
@@ -577,6 +589,8 @@ class Runner:
             )
             self.log.info(msg)
             return RunResult(last["id"], "skipped", msg)
+        if not last or last["phase"] == "done":
+            self._refuse_on_violations()  # a new payday starts only on a consistent ledger
         with self.conn.cursor(row_factory=dict_row) as cur:
             pd = cur.execute("SELECT * FROM payday.start()").fetchone()
         assert pd is not None
