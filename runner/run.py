@@ -91,6 +91,8 @@ def sql_error(e: psycopg.Error) -> RunError:
     state = getattr(e, "sqlstate", None) or ""
     msg = (diag.message_primary if diag and diag.message_primary else str(e)).strip()
     msg = redact(msg.splitlines()[0] if msg else type(e).__name__)
+    if state in ("42P01", "3F000", "42883") and "payday" in msg:
+        return DatabaseUnreachable(f"this database has no (or an old) payday schema ({msg}): run `payday migrate`")
     if state in ("PD002", "PD004"):
         return InvariantViolation(f"invariant violation ({state}): {msg}")
     if isinstance(e, psycopg.OperationalError) and not state:

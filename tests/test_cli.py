@@ -137,3 +137,10 @@ def test_status_plan_report_via_main(dsn: str, capsys: pytest.CaptureFixture[str
     assert "nach_failing        1" in capsys.readouterr().out
     assert main(["--dsn", dsn, "report", "--payday", "9"]) == 1
     assert capsys.readouterr().err.strip() == "payday: no payday 9"
+
+
+def test_unmigrated_database_exits_4_and_says_migrate(empty_dsn: str) -> None:
+    for cmd in (["run", "--processor", "sandbox"], ["status"], ["report"], ["plan"]):
+        res = payday("--dsn", empty_dsn, *cmd)
+        assert res.returncode == 4, (cmd, res.stderr)
+        assert "payday migrate" in res.stderr and "Traceback" not in res.stderr
