@@ -212,3 +212,19 @@ def test_a_login_role_with_only_payday_runner_runs_a_whole_payday(db: psycopg.Co
     assert db.execute("SELECT phase, ncharges > 0, nachs > 0 FROM payday.paydays").fetchone() == ("done", True, True)
     assert db.execute("SELECT count(*) FROM payday.exchanges WHERE status = 'pre'").fetchone() == (0,)
     assert db.execute("SELECT count(*) > 0 FROM payday_sandbox.operations").fetchone() == (True,)
+
+
+def test_reports_work_for_the_roles_documented_for_them(db: psycopg.Connection, login_role,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/roles.md: plan, status and report as payday_runner; status and report as payday_readonly."""
+    from payday.cli import main
+
+    seed(db)
+    runner_dsn, readonly_dsn = login_role("payday_runner"), login_role("payday_readonly")
+    for command in ("plan", "status", "report"):
+        assert main(["--dsn", runner_dsn, command]) == 0, capsys.readouterr().err
+    for command in ("status", "report"):
+        assert main(["--dsn", readonly_dsn, command]) == 0, capsys.readouterr().err
+    assert main(["--dsn", readonly_dsn, "run", "--processor", "sandbox"]) != 0  # reports only
+    assert "permission denied" in capsys.readouterr().err
+    assert db.execute("SELECT count(*) FROM payday.paydays").fetchone() == (0,)
