@@ -110,8 +110,12 @@ class SandboxProcessor:
             try:
                 self._pool.open(wait=True, timeout=self._connect_timeout)
                 with self._pool.connection() as conn, conn.transaction():
-                    conn.execute(_LOCK)
-                    conn.execute(SCHEMA_DDL)
+                    # DDL only when missing: even CREATE ... IF NOT EXISTS needs CREATE on the
+                    # database, which a least-privilege runner role does not have.
+                    row = conn.execute("SELECT to_regclass('payday_sandbox.operations')").fetchone()
+                    if row is None or row[0] is None:
+                        conn.execute(_LOCK)
+                        conn.execute(SCHEMA_DDL)
             except Exception as e:
                 raise ProcessorError(f"sandbox: cannot prepare its schema: {one_line(e)}") from e
             self._ready = True

@@ -83,6 +83,8 @@ class StripeProcessor:
         found: list[Outcome] = []
         try:
             page = self._client.v1.charges.list(params={"customer": a.route, "limit": self.page_size})
+            if not hasattr(page, "auto_paging_iter"):
+                raise ProcessorError(f"stripe: malformed reply listing charges ({type(page).__name__}, not a list object)")
             for obj in page.auto_paging_iter():
                 ch = _plain(obj)
                 if (ch.get("metadata") or {}).get("idempotency_key") == a.idempotency_key:

@@ -197,9 +197,6 @@ def test_runner_writes_only_through_functions(db: psycopg.Connection, query: str
         assert sqlstate_of(db, query) == "42501", query
 
 
-@pytest.mark.xfail(reason="runner/processors/sandbox.py runs CREATE SCHEMA IF NOT EXISTS, which needs CREATE on the "
-                   "database even when the schema exists (migration 0002 creates it): the sandbox must skip its "
-                   "DDL when payday_sandbox.operations exists", strict=False)
 def test_a_login_role_with_only_payday_runner_runs_a_whole_payday(db: psycopg.Connection, login_role) -> None:
     """The runner, its sandbox processor and the final check, connected as a role that has
     payday_runner and nothing else."""
