@@ -14,11 +14,31 @@
 Every processor call is preceded by a committed `pre` exchange and followed by its
 outcome, so a crash at any instant leaves at most some `pre` rows that the next run
 reconciles before anything new is charged (SPEC section 5).
+
+Test hook (crash tests only, inert when unset): ``PAYDAY_TEST_KILL_AT=<point>[:<n>]``
+makes the runner SIGKILL itself (a real ``kill -9``, not an exception) the n-th time
+(default 1) it reaches ``<point>``, so tests can crash it at exact places:
+
+* ``after_start``: payday opened or resumed (nothing charged by this run yet);
+* ``after_intents``: charge intents committed, no processor call yet;
+* ``charge.before_call`` / ``charge.after_call`` and ``credit.before_call`` /
+  ``credit.after_call``: in a pool thread, right before the processor call and right
+  after it answered (outcome not recorded). One processor call per job, or per
+  micro-batch with a batch API (the sandbox's ``charge_many``): then n counts batches.
+  A reconciling job may look its key up before ``before_call``;
+* ``after_record``: a batch of outcomes committed by ``payday.record_outcomes()``;
+* ``before_pay_tips``, ``during_pay_tips`` (the ``pay_tips()`` query sent to the server,
+  its result never read: the server may still commit it), ``after_pay_tips``;
+* ``after_clear``; ``before_credit_intent`` / ``after_credit_intent`` (per batch of
+  ``credit_intent()`` calls); ``before_finish``; ``after_finish``.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -46,6 +66,35 @@ FLUSH_SECONDS = 1.0  # ... or at least this often
 PROGRESS_SECONDS = 5.0
 CREDIT_BATCH = 200  # credits_due rows per merchant-check / intent batch
 MICRO_BATCH = 50  # exchanges per call to a processor with a batch API (charge_many...)
+
+
+def _kill_at(value: str | None) -> tuple[str, int] | None:
+    """Parse PAYDAY_TEST_KILL_AT (see the module docstring)."""
+    if not value:
+        return None
+    name, _, n = value.partition(":")
+    return name, int(n or 1)
+
+
+_KILL_AT = _kill_at(os.environ.get("PAYDAY_TEST_KILL_AT"))
+_kill_seen: dict[str, int] = {}
+_kill_lock = threading.Lock()
+
+
+def _crash_point(name: str, conn: psycopg.Connection | None = None, query: bytes | None = None) -> None:
+    """Test hook: SIGKILL this process at the configured point (a no-op when unset).
+    With `query`, first send it on `conn` without reading the result."""
+    if _KILL_AT is None or _KILL_AT[0] != name:
+        return
+    with _kill_lock:
+        _kill_seen[name] = _kill_seen.get(name, 0) + 1
+        if _kill_seen[name] != _KILL_AT[1]:
+            return
+        if conn is not None and query is not None:
+            conn.pgconn.send_query(query)
+            while conn.pgconn.flush():
+                pass
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunError(Exception):
@@ -174,6 +223,7 @@ class _Outcomes:
             raise sql_error(e) from e
         self.recorded += len(self.ids)
         self.ids, self.ok, self.errors, self.refs = [], [], [], []
+        _crash_point("after_record")
 
 
 class _Progress:
@@ -270,7 +320,9 @@ class Runner:
                 except Exception as e:
                     self.log.warning("batch of %d %ss failed (%s); one by one", len(jobs), jobs[0].kind, _one_line(e))
             for job in jobs:
+                _crash_point(f"{job.kind}.before_call")
                 o = retry.perform(proc, _attempt(job), resume=job.reconcile or len(jobs) > 1, limiter=self.limiter)
+                _crash_point(f"{job.kind}.after_call")
                 done.append((job, o))
         except Exception as e:
             return done, e
@@ -288,7 +340,10 @@ class Runner:
             if self.limiter is not None:
                 self.limiter.acquire()
             batch = getattr(proc, f"{jobs[0].kind}_many")
-            for i, o in zip(todo, batch([attempts[i] for i in todo])):
+            _crash_point(f"{jobs[0].kind}.before_call")
+            outcomes = batch([attempts[i] for i in todo])
+            _crash_point(f"{jobs[0].kind}.after_call")
+            for i, o in zip(todo, outcomes):
                 found[i] = o
         return list(zip(jobs, found))
 
@@ -432,16 +487,21 @@ class Runner:
             self.processor(self.override or name)
         row = self.conn.execute("SELECT count(*) FROM payday.charge_intents(%s)", (self.override,)).fetchone()
         n = int(row[0]) if row else 0
+        _crash_point("after_intents")
         self.log.info("payin: %d charge(s) due", n)
         if n:
             self._process(pool, self._pending_jobs("charge", reconcile=False), "charges", n)
+        _crash_point("before_pay_tips")
+        _crash_point("during_pay_tips", self.conn, b"SELECT * FROM payday.pay_tips()")
         with self.conn.cursor(row_factory=dict_row) as cur:
             r = cur.execute("SELECT * FROM payday.pay_tips()").fetchone()
+        _crash_point("after_pay_tips")
         self.log.info("tips paid: %s", _fmt(r))
 
     def clear(self) -> None:
         assert self.conn is not None
         row = self.conn.execute("SELECT payday.clear_pending()").fetchone()
+        _crash_point("after_clear")
         self.log.info("pending cleared for %s participant(s)", row[0] if row else 0)
 
     def _credit_jobs(self, pool: ThreadPoolExecutor, skipped: list[int]) -> Iterator[_Job]:
@@ -489,6 +549,7 @@ class Runner:
         assert self.conn is not None
         if not usernames:
             return []
+        _crash_point("before_credit_intent")
         try:
             ids = [
                 r[0]
@@ -509,6 +570,7 @@ class Runner:
                     if getattr(e1, "sqlstate", None) != "PD003":
                         raise sql_error(e1) from e1
                     self.log.info("payout of %s skipped: %s", u, _one_line(e1))
+        _crash_point("after_credit_intent")
         rows = self.conn.execute(
             "SELECT id, idempotency_key, payday_id, participant, route, kind, amount, fee, processor "
             "FROM payday.exchanges WHERE id = ANY(%s) ORDER BY id",
@@ -596,6 +658,7 @@ class Runner:
         with self.conn.cursor(row_factory=dict_row) as cur:
             pd = cur.execute("SELECT * FROM payday.start()").fetchone()
         assert pd is not None
+        _crash_point("after_start")
         self.log.info("payday %s: started %s, phase %s", pd["id"], pd["ts_start"].isoformat(), pd["phase"])
         if self.rps:
             from payday.processors import retry
@@ -612,7 +675,9 @@ class Runner:
                     self.clear()
                 elif phase == "payout":
                     self.payout(pool)
+                    _crash_point("before_finish")
                     self.finish()
+                    _crash_point("after_finish")
                 else:
                     raise RunError(f"unknown payday phase {phase!r}")
                 row = self.conn.execute("SELECT phase FROM payday.paydays WHERE id = %s", (pd["id"],)).fetchone()
