@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from .world import D, Driver, World, assert_invariants, corrupt, balance, counters, open_payday, pending, row, rows, \
+from .world import CHARGE_ERROR, D, Driver, World, assert_invariants, corrupt, balance, counters, open_payday, pending, row, rows, \
     start, value
 
 OPEN = "1970-01-01 00:00:00+00"
@@ -280,7 +280,7 @@ def test_smoke_payday_counters(db, world: World, tap) -> None:
                    " ORDER BY 1", [
                        ("alice", D("4.32"), "", None),
                        ("bob", D("0.00"), None, ""),
-                       ("carol", D("1.00"), "declined by the sandbox", None),
+                       ("carol", D("1.00"), CHARGE_ERROR, None),
                        ("dan", D("1.00"), None, None)])
     tap.is_("SELECT count(*) FROM payday.transfers WHERE payday_id = %s AND context = 'tip'", 2,
             params=[pd["id"]])

@@ -191,10 +191,15 @@ def is_merchant(route: str | None) -> bool:
     return route is not None and "nomerchant" not in route
 
 
+CHARGE_ERROR = "card declined by the sandbox"
+CREDIT_ERROR = "bank account refused by the sandbox"
+
+
 @dataclass
 class Driver:
     """Drives one payday through the SQL functions, the way the runner or a DBA would,
-    with the sandbox's rules for outcomes (SPEC §7)."""
+    with the sandbox's rules for outcomes (SPEC §7): a route containing ``fail`` fails,
+    a balanced_account_uri containing ``nomerchant`` is not a merchant (no payout)."""
 
     db: psycopg.Connection
     batch: bool = True          # charge_intents + record_outcomes, or one call per participant
@@ -204,24 +209,25 @@ class Driver:
     def start(self) -> dict[str, Any]:
         return start(self.db)
 
-    def charges(self) -> list[dict[str, Any]]:
+    def charges(self) -> list[int]:
         if self.batch:
-            made = rows(self.db, "SELECT * FROM payday.charge_intents()")
-            self.record([(x["id"], x["route"]) for x in made])
-            return made
-        made = []
+            made = rows(self.db, "SELECT id, route FROM payday.charge_intents()")
+            self.record([(x["id"], x["route"]) for x in made], CHARGE_ERROR)
+            return [x["id"] for x in made]
+        ids = []
         for due in rows(self.db, "SELECT * FROM payday.charges_due()"):
             xid = value(self.db, "SELECT payday.charge_intent(%s)", (due["username"],))
             failed = self.fails(due["route"])
-            made.append(row(self.db, "SELECT * FROM payday.charge_outcome(%s, %s, %s, %s)",
-                            (xid, not failed, "card declined" if failed else None, f"ch_{xid}")))
-        return made
+            self.db.execute("SELECT payday.charge_outcome(%s, %s, %s, %s)",
+                            (xid, not failed, CHARGE_ERROR if failed else None, f"ch_{xid}"))
+            ids.append(xid)
+        return ids
 
-    def record(self, made: Iterable[tuple[int, str | None]]) -> int:
+    def record(self, made: Iterable[tuple[int, str | None]], error: str) -> int:
         made = list(made)
         ids = [xid for xid, _ in made]
         ok = [not self.fails(route) for _, route in made]
-        errors = [None if good else "declined by the sandbox" for good in ok]
+        errors = [None if good else error for good in ok]
         refs = [f"ref_{xid}" for xid in ids]
         return value(self.db, "SELECT payday.record_outcomes(%s::bigint[], %s::boolean[], %s::text[], %s::text[])",
                      (ids, ok, errors, refs))
@@ -233,22 +239,19 @@ class Driver:
         return value(self.db, "SELECT payday.clear_pending()")
 
     def credits(self) -> list[int]:
-        ids = []
         made = []
         for due in rows(self.db, "SELECT * FROM payday.credits_due()"):
             if not self.merchant(due["route"]):
                 continue
             xid = value(self.db, "SELECT payday.credit_intent(%s)", (due["username"],))
-            ids.append(xid)
             made.append((xid, due["route"]))
-        if self.batch:
-            self.record(made)
-        else:
-            for xid, route in made:
-                failed = self.fails(route)
+            if not self.batch:
+                failed = self.fails(due["route"])
                 self.db.execute("SELECT payday.credit_outcome(%s, %s, %s, %s)",
-                                (xid, not failed, "bank said no" if failed else None, None))
-        return ids
+                                (xid, not failed, CREDIT_ERROR if failed else None, f"cr_{xid}"))
+        if self.batch:
+            self.record(made, CREDIT_ERROR)
+        return [xid for xid, _ in made]
 
     def finish(self) -> dict[str, Any]:
         return row(self.db, "SELECT * FROM payday.finish()")
