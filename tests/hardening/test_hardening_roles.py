@@ -79,7 +79,7 @@ def test_granted_functions_are_security_definer_with_a_pinned_search_path(db: ps
     for name in RUNNER_FUNCTIONS | READ_FUNCTIONS | {"transfer(text,text,numeric)", "reverse_transfer(bigint,text)"}:
         secdef, cfg, _ = info[name]
         assert secdef, f"{name} is not SECURITY DEFINER"
-        assert cfg == ["search_path=pg_catalog, payday, pg_temp"], (name, cfg)
+        assert "search_path=pg_catalog, payday, pg_temp" in (cfg or []), (name, cfg)  # other settings may follow
     for name in INLINE_HELPERS:  # the planner inlines them only as plain SQL functions
         assert info[name] == (False, None, "sql"), name
 
