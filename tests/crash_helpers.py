@@ -162,13 +162,20 @@ def finish(dsn: str, **kw: Any) -> int:
     raise AssertionError("the rerun never got the lock")
 
 
+def assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Equal states, or an error naming the rows that differ."""
+    for part in expected:
+        if got[part] != expected[part]:
+            extra = [r for r in got[part] if r not in expected[part]]
+            missing = [r for r in expected[part] if r not in got[part]]
+            raise AssertionError(f"{part} differ: got {extra}, expected {missing}")
+
+
 def assert_exactly_once(db: psycopg.Connection, expected: dict[str, Any]) -> None:
     """Same end state as the uninterrupted run, a consistent ledger, and at the sandbox one
     operation per exchange with the same outcome, each key sent once (a resumed run looked
     keys up rather than re-sending them)."""
-    got = full_state(db)
-    for part in expected:
-        assert got[part] == expected[part], part
+    assert_same(full_state(db), expected)
     assert db.execute("SELECT * FROM payday.check()").fetchall() == []
     rows = db.execute(
         "SELECT e.idempotency_key, e.status, o.succeeded, o.calls FROM payday.exchanges e "

@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from crash_helpers import KILLED, finish, run
+from crash_helpers import KILLED, assert_same, finish, run
 from stripe_fixtures import CARDS, charges_of, localstripe_server, make_customer
 from test_run_sandbox import state
 
 POINTS = ["after_intents:1", "charge.before_call:1", "charge.before_call:5", "charge.after_call:1",
-          "charge.after_call:5", "after_record:1"]
+          "charge.after_call:5", "charge.after_call:9", "after_record:1"]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_sigkill_while_charging_through_stripe_then_rerun(
         assert not any(charges_at_localstripe(db, localstripe_base).values())
     finish(dsn, sandbox=False, env=env)
 
-    assert stripe_state(db) == expected
+    assert_same(stripe_state(db), expected)
     assert db.execute("SELECT * FROM payday.check()").fetchall() == []
     exchanges = {
         u: (key, status)

@@ -67,7 +67,7 @@ class StripeProcessor:
                 options={"idempotency_key": a.idempotency_key},
             )
         except stripe.CardError as e:
-            return Outcome(False, error=self._text("card declined", e), processor_ref=_charge_id(e))
+            return Outcome(False, error=self._declined(e.user_message, e.code), processor_ref=_charge_id(e))
         except stripe.InvalidRequestError as e:
             if e.http_status == 404 or e.code == "resource_missing":
                 return Outcome(False, error=self._text(f"invalid customer {a.route}", e))
@@ -111,6 +111,12 @@ class StripeProcessor:
         code = f", {e.code}" if e.code else ""
         return one_line(f"{what}: {detail} (http {e.http_status}{code})", self._key)
 
+    def _declined(self, message: str | None, code: str | None) -> str:
+        """A decline's text, the same whether it is the charge call's answer (CardError) or
+        found later by ``lookup`` (a failed charge): a run resumed after a crash must record
+        what an uninterrupted run would have."""
+        return one_line(f"card declined: {message or 'no message'}" + (f" ({code})" if code else ""), self._key)
+
     def _raise(self, e: stripe.StripeError) -> NoReturn:
         """Turn any other SDK error into a TransientError or a ProcessorError."""
         status = e.http_status
@@ -132,10 +138,8 @@ class StripeProcessor:
         if status in ("succeeded", "pending"):  # pending: accepted, settles later
             return Outcome(True, processor_ref=ref)
         if status == "failed":
-            msg = ch.get("failure_message") or "charge failed"
-            code = ch.get("failure_code")
-            return Outcome(False, error=one_line(f"card declined: {msg}" + (f" ({code})" if code else ""),
-                                                 self._key), processor_ref=ref)
+            return Outcome(False, error=self._declined(ch.get("failure_message"), ch.get("failure_code")),
+                           processor_ref=ref)
         raise ProcessorError(one_line(f"stripe: charge {ref} has unknown status {str(status)[:40]!r}", self._key))
 
 
