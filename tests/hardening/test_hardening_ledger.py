@@ -91,6 +91,17 @@ def test_the_pre_to_outcome_move_changes_only_the_outcome_columns(db: psycopg.Co
     tap.throws_ok(f"UPDATE payday.exchanges SET processor_ref = 'ch_2' WHERE id = {xid}", "PD005")
 
 
+def test_the_exchange_columns_the_outcome_trigger_knows(db: psycopg.Connection) -> None:
+    """exchanges_append_only's WHEN clause names every column the outcome move must keep: a new
+    column of payday.exchanges must be added there (sql/schema/0002_hardening.sql), then here."""
+    cols = {r[0] for r in db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'payday.exchanges'::regclass "
+                                     "AND attnum > 0 AND NOT attisdropped").fetchall()}
+    kept = {"id", "timestamp", "participant", "amount", "fee", "processor", "route", "payday_id"}
+    outcome = {"status", "error", "processor_ref", "recorded_at"}
+    generated = {"kind", "idempotency_key"}
+    assert cols == kept | outcome | generated
+
+
 def test_a_rename_cascades_through_the_ledger(db: psycopg.Connection) -> None:
     community(db)
     sql_payday(db)
