@@ -31,8 +31,8 @@ class PhaseDB:
 
 def _build(db: psycopg.Connection, phase: str) -> dict[str, int]:
     """none: no payday ever opened. payin: a payday in phase payin with a succeeded, a failed
-    and a pre charge. payout: a payday in phase payout with succeeded and failed charges and
-    a succeeded, a failed and a pre credit."""
+    and a pre charge. clear: tips paid, pending not cleared. payout: a payday in phase payout
+    with succeeded and failed charges and a succeeded, a failed and a pre credit."""
     w = World(db)
     w.participant("alice", stripe="cus_alice")
     w.participant("carol", stripe="cus_carol")
@@ -60,6 +60,8 @@ def _build(db: psycopg.Connection, phase: str) -> dict[str, int]:
     ids["charge_ok2"] = ids.pop("charge_pre")
     d = Driver(db)
     d.pay_tips()
+    if phase == "clear":
+        return ids
     d.clear()
     outcome = "SELECT payday.credit_outcome(%s, %s, %s)"
     ids["credit_ok"] = value(db, "SELECT payday.credit_intent('frank')")
@@ -84,7 +86,9 @@ def _phase_db(phase: str) -> Callable[..., Iterator[PhaseDB]]:
 
 none_db = _phase_db("none")
 payin_db = _phase_db("payin")
+clear_db = _phase_db("clear")
 payout_db = _phase_db("payout")
+PHASES = ["none", "payin", "clear", "payout"]
 
 # Money arguments: (literal, SQLSTATE).
 BAD_AMOUNTS = [
@@ -117,7 +121,7 @@ def _cases_amounts() -> list[Any]:
             for fn in AMOUNT_FUNCTIONS for lit, state in BAD_AMOUNTS]
 
 
-@pytest.mark.parametrize("phase", ["none", "payin", "payout"])
+@pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("sql, sqlstate", _cases_amounts())
 def test_bad_amounts(request: pytest.FixtureRequest, phase: str, sql: str, sqlstate: str) -> None:
     p: PhaseDB = request.getfixturevalue(f"{phase}_db")
@@ -174,7 +178,7 @@ ANY_PHASE = [
 ]
 
 
-@pytest.mark.parametrize("phase", ["none", "payin", "payout"])
+@pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("sql, sqlstate, pattern", ANY_PHASE, ids=[c[0].removeprefix("SELECT ") for c in ANY_PHASE])
 def test_bad_input_in_any_phase(request: pytest.FixtureRequest, phase: str, sql: str, sqlstate: str | None,
                                 pattern: str) -> None:
@@ -184,27 +188,30 @@ def test_bad_input_in_any_phase(request: pytest.FixtureRequest, phase: str, sql:
     p.tap.throws_ok(sql, sqlstate, pattern)
 
 
-# Calls that are refused in the phases they do not belong to: (SQL, phases where refused).
+# Every phase-bound function, refused (55000, with a hint naming the next step) in every
+# phase it does not belong to: (SQL, phases where refused).
 WRONG_PHASE = [
-    ("SELECT * FROM payday.pay_tips()", ["none", "payout"]),
+    ("SELECT * FROM payday.pay_tips()", ["none", "clear", "payout"]),
     ("SELECT payday.clear_pending()", ["none", "payin", "payout"]),
-    ("SELECT * FROM payday.finish()", ["none", "payin"]),
-    ("SELECT * FROM payday.charges_due()", ["none", "payout"]),
-    ("SELECT payday.charge_intent('alice')", ["none", "payout"]),
-    ("SELECT payday.charge_intent(NULL)", ["none", "payout"]),
-    ("SELECT payday.charge_intent('nobody')", ["none", "payout"]),
-    ("SELECT * FROM payday.charge_intents()", ["none", "payout"]),
-    ("SELECT * FROM payday.credits_due()", ["none", "payin"]),
-    ("SELECT payday.credit_intent('frank')", ["none", "payin"]),
-    ("SELECT payday.credit_intent(NULL)", ["none", "payin"]),
-    ("SELECT payday.credit_intent('nobody')", ["none", "payin"]),
+    ("SELECT * FROM payday.finish()", ["none", "payin", "clear"]),
+    ("SELECT * FROM payday.charges_due()", ["none", "clear", "payout"]),
+    ("SELECT payday.charge_intent('alice')", ["none", "clear", "payout"]),
+    ("SELECT payday.charge_intent(NULL)", ["none", "clear", "payout"]),
+    ("SELECT payday.charge_intent('nobody')", ["none", "clear", "payout"]),
+    ("SELECT payday.charge_intent('alice', 'paypal')", ["none", "clear", "payout"]),
+    ("SELECT * FROM payday.charge_intents()", ["none", "clear", "payout"]),
+    ("SELECT * FROM payday.credits_due()", ["none", "payin", "clear"]),
+    ("SELECT payday.credit_intent('frank')", ["none", "payin", "clear"]),
+    ("SELECT payday.credit_intent(NULL)", ["none", "payin", "clear"]),
+    ("SELECT payday.credit_intent('nobody')", ["none", "payin", "clear"]),
 ]
 
 
 @pytest.mark.parametrize("sql, phase", [(sql, ph) for sql, phases in WRONG_PHASE for ph in phases])
 def test_wrong_phase(request: pytest.FixtureRequest, sql: str, phase: str) -> None:
     p: PhaseDB = request.getfixturevalue(f"{phase}_db")
-    p.tap.throws_ok(sql, "55000", "no payday is open" if phase == "none" else f"phase {phase}")
+    err = p.tap.throws_ok(sql, "55000", "no payday is open" if phase == "none" else f"is in phase {phase}")
+    assert err.diag.message_hint, "the error names the next step"
 
 
 # Phase-specific cases; {name} is an exchange id of the phase's database.
@@ -296,4 +303,4 @@ def test_error_messages_are_clear(payin_db: PhaseDB) -> None:
     assert err.diag.message_primary == "eve is not due a charge in payday 1: no funding source"
     assert err.diag.message_hint
     err = payin_db.tap.throws_ok("SELECT payday.transfer('frank', 'bob', 0.001)", "22023")
-    assert "whole number of cents" in err.diag.message_primary
+    assert "whole number of cents" in (err.diag.message_primary or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from .world import D, Driver, World, balance, counters, participant, row, rows, 
 def _community(world: World) -> None:
     """Everyone owes bob 5.00 and has 1.00, unless said otherwise."""
     world.participant("bob", balanced="/v1/accounts/bob")
-    for name, kw in [
+    community: list[tuple[str, dict[str, Any]]] = [
         ("balanced", dict(balanced="/v1/accounts/b")),
         ("both", dict(balanced="/v1/accounts/both", stripe="cus_both")),
         ("stripe", dict(stripe="cus_s")),
@@ -21,7 +22,8 @@ def _community(world: World) -> None:
         ("suspicious", dict(suspicious=True, stripe="cus_x")),
         ("stub", dict(claimed=None, stripe="cus_stub")),
         ("rich", dict(balance="5.00", stripe="cus_rich")),       # exactly covered: not due
-    ]:
+    ]
+    for name, kw in community:
         kw.setdefault("balance", "1.00")
         world.participant(name, **kw)
         world.tip(name, "bob", "5.00")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from .world import BASE, D, Driver, World, balance, counters, participant, row, rows, snapshot, start, value
+from .world import BASE, D, Driver, World, balance, counters, participant, row, snapshot, start, value
 
 
 def _to_payout(db) -> None:

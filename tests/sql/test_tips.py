@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .world import BASE, D, Driver, World, balance, counters, pending, row, rows, start, transfers, value
+from .world import BASE, D, Driver, World, balance, counters, pending, row, start, transfers, value
 
 
 def _pay(db) -> dict:

@@ -167,10 +167,11 @@ def corrupt(db: psycopg.Connection, *statements: str) -> None:
 
 def reset(db: psycopg.Connection) -> None:
     """Empty every payday table (between hypothesis examples sharing one database). The
-    ledger refuses TRUNCATE by trigger, so this goes around the triggers."""
+    ledger refuses DELETE and TRUNCATE by trigger, so this goes around the triggers; DELETE,
+    because TRUNCATE's new files cost ~100 ms a time against ~1 ms for these few rows."""
     tables = [r[0] for r in db.execute(
         "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'payday'").fetchall()]
-    corrupt(db, f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    corrupt(db, *(f"DELETE FROM {t}" for t in tables))
 
 
 def snapshot(db: psycopg.Connection) -> dict[str, list[tuple[Any, ...]]]:
