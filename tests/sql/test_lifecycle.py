@@ -75,7 +75,7 @@ def test_pending_is_zeroed_only_for_participants_claimed_before_ts_start(db, wor
     world.participant("suspicious", suspicious=True)     # pending too: the reference zeroes by claim only
     world.participant("unreviewed", suspicious=None)
     world.participant("stub", claimed=None)
-    world.participant("future", claimed=world_future(db))
+    world.participant("future", claimed=value(db, "SELECT now() + interval '1 day'"))
     world.participant("later", claimed=None)
     pd = start(db)
     world.claim("later", pd["ts_start"] + timedelta(seconds=1))
@@ -88,10 +88,6 @@ def test_pending_is_zeroed_only_for_participants_claimed_before_ts_start(db, wor
     Driver(db).pay_tips()
     Driver(db).clear()
     Driver(db).finish()
-
-
-def world_future(db) -> object:
-    return value(db, "SELECT now() + interval '1 day'")
 
 
 def test_start_keeps_existing_pending(db, world: World, tap) -> None:

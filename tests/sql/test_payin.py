@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .world import D, Driver, World, balance, counters, participant, row, rows, snapshot, start, upcharge, value
+from .world import BASE, D, Driver, World, balance, counters, participant, row, rows, snapshot, start, upcharge, value
 
 
 def _community(world: World) -> None:
@@ -89,7 +89,7 @@ def test_owed_uses_the_latest_tip_before_ts_start(db, world: World, tap) -> None
     world.participant("alice", balance="4.00", stripe="cus_a")
     world.participant("bob")
     world.participant("carol")
-    t0 = world_time(1)
+    t0 = BASE + timedelta(days=1)
     world.tip("alice", "bob", "1.00", ctime=t0, mtime=t0)
     world.tip("alice", "bob", "10.00", ctime=t0, mtime=t0 + timedelta(days=1))
     world.tip("alice", "carol", "8.00", ctime=t0, mtime=t0)
@@ -97,11 +97,6 @@ def test_owed_uses_the_latest_tip_before_ts_start(db, world: World, tap) -> None
     pd = start(db)
     world.tip("alice", "bob", "100.00", ctime=t0, mtime=pd["ts_start"] + timedelta(seconds=1))  # after start
     tap.results_eq("SELECT username, short FROM payday.charges_due()", [("alice", D("6.00"))])
-
-
-def world_time(days: int):
-    from .world import BASE
-    return BASE + timedelta(days=days)
 
 
 def test_charges_due_ordered_by_claim_time(db, world: World, tap) -> None:
@@ -311,3 +306,20 @@ def test_charge_lands_in_balance_not_pending(db, world: World) -> None:
     d = Driver(db)
     d.pay_tips(), d.clear(), d.finish()
     assert balance(db, "alice") == D("8.32")
+
+
+def test_outcome_text_is_normalised(db, world: World, tap) -> None:
+    """An empty error with a success is no error; a failure's error is stored trimmed."""
+    world.participant("alice", stripe="cus_a")
+    world.participant("carol", stripe="cus_c")
+    world.participant("bob")
+    world.tip("alice", "bob", "1.00")
+    world.tip("carol", "bob", "1.00")
+    start(db)
+    a = value(db, "SELECT payday.charge_intent('alice')")
+    c = value(db, "SELECT payday.charge_intent('carol')")
+    x = row(db, "SELECT * FROM payday.charge_outcome(%s, true, '', '')", (a,))
+    assert (x["status"], x["error"], x["processor_ref"]) == ("succeeded", None, None)
+    x = row(db, "SELECT * FROM payday.charge_outcome(%s, false, '  insufficient funds ')", (c,))
+    assert (x["status"], x["error"]) == ("failed", "insufficient funds")
+    assert participant(db, "carol")["last_bill_result"] == "insufficient funds"
