@@ -605,6 +605,7 @@ class Runner:
 
     def run(self) -> RunResult:
         self.conn = connect(self.dsn, autocommit=True)
+        locked: Any = None
         try:
             locked = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
             if not (locked and locked[0]):
@@ -615,7 +616,15 @@ class Runner:
                 raise sql_error(e) from e
         finally:
             try:
-                self.conn.close()  # releases the advisory lock
+                # Unlock explicitly: a closed connection's backend lets go of its session
+                # locks only when it exits, a moment after the client has moved on, and a
+                # runner started right after this one would find the lock still held.
+                if locked and locked[0] and not self.conn.closed:
+                    self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            except Exception:
+                pass
+            try:
+                self.conn.close()
             except Exception:
                 pass
             for proc in self.processors.values():
