@@ -4,6 +4,10 @@ CREATE OR REPLACE FUNCTION payday.pay_tips(
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
+    -- One statement sorts, aggregates and hashes millions of rows: room for that, and hash
+    -- or merge joins rather than millions of index probes (bench/README.md).
+    SET work_mem = '256MB'
+    SET enable_nestloop = off
     AS $$
 DECLARE
     pd payday.paydays := payday.require_open_payday(true, 'payin');
@@ -22,21 +26,33 @@ BEGIN
     -- positive, so "running total <= balance" is exactly "no earlier tip failed". Money
     -- received goes to pending, so each tipper depends only on their own balance, and every
     -- figure below comes from the one snapshot this statement reads.
-    WITH owed AS (
-        SELECT tipper, sum(amount) AS owed FROM payday.due_tips WHERE tippee_claimed GROUP BY tipper
-    ), paid AS MATERIALIZED (
-        SELECT t.tipper, t.tippee, t.amount, t.ctime
-          FROM (SELECT d.tipper, d.tippee, d.amount, d.ctime, p.balance,
-                       sum(d.amount) OVER (PARTITION BY d.tipper ORDER BY d.ctime, d.tippee
-                                           ROWS UNBOUNDED PRECEDING) AS running
-                  FROM payday.due_tips d
-                  JOIN payday.participants p ON p.username = d.tipper
-                 WHERE d.amount > 0 AND d.tippee_claimed) t
+    --
+    -- One pass over the due tips (an index-only scan in (tipper, tippee) order, see
+    -- tips_pair_latest_idx) keeps only what the rest needs: the tips that are paid, and
+    -- for each short tipper without a funding source the first tip they cannot pay
+    -- (ncc_missing, SPEC 4.5: what they owe exceeds their balance exactly when some tip
+    -- fails). A tipper pays at least one tip exactly when their first one is paid.
+    WITH due AS MATERIALIZED (
+        SELECT t.tipper, t.tippee, t.amount,
+               t.running <= t.balance AS pays,
+               t.is_first,
+               t.running > t.balance AS stops
+          FROM (SELECT d.tipper, d.tippee, d.amount, p.balance,
+                       p.balanced_account_uri IS NULL AND p.stripe_customer_id IS NULL AS unfunded,
+                       sum(d.amount) OVER w AS running,
+                       row_number() OVER w = 1 AS is_first
+                  FROM payday.payday_tips d  -- payday.due_tips, with the tipper's row at hand
+                  JOIN payday.participants p
+                    ON p.username = d.tipper AND p.claimed_time < pd.ts_start AND p.is_suspicious IS NOT TRUE
+                 WHERE d.amount > 0 AND d.tippee_claimed
+                WINDOW w AS (PARTITION BY d.tipper ORDER BY d.ctime, d.tippee ROWS UNBOUNDED PRECEDING)) t
          WHERE t.running <= t.balance
-    ), recorded AS (
+            OR (t.unfunded AND t.running - t.amount <= t.balance)
+    ), paid AS (
+        -- In the window's order (tipper, ctime, tippee): transfer ids follow it.
         INSERT INTO payday.transfers (tipper, tippee, amount, payday_id, context)
-        SELECT tipper, tippee, amount, pd.id, 'tip' FROM paid ORDER BY tipper, ctime, tippee
-        RETURNING 1
+        SELECT tipper, tippee, amount, pd.id, 'tip' FROM due WHERE pays
+        RETURNING tipper, tippee, amount
     ), moved AS (
         UPDATE payday.participants p
            SET balance = p.balance - d.paid_out,
@@ -49,18 +65,21 @@ BEGIN
                  GROUP BY username) d
          WHERE p.username = d.username
         RETURNING 1
+    ), figures AS (
+        SELECT count(*) FILTER (WHERE pays AND is_first) AS ntippers,
+               count(*) FILTER (WHERE pays) AS ntips,
+               coalesce(sum(amount) FILTER (WHERE pays), 0) AS volume,
+               -- Short of money with no funding source at all (SPEC 4.5).
+               count(*) FILTER (WHERE stops) AS ncc_missing
+          FROM due
     )
     SELECT (SELECT count(*) FROM payday.payday_participants),
-           (SELECT count(DISTINCT tipper) FROM paid),
+           f.ntippers, f.ntips,
            (SELECT count(*) FROM paid),
-           (SELECT count(*) FROM recorded),
-           (SELECT coalesce(sum(amount), 0) FROM paid),
-           -- Short of money with no funding source at all (SPEC 4.5).
-           (SELECT count(*) FROM payday.payday_participants p JOIN owed o ON o.tipper = p.username
-             WHERE o.owed > p.balance
-               AND p.balanced_account_uri IS NULL AND p.stripe_customer_id IS NULL),
+           f.volume, f.ncc_missing,
            (SELECT count(*) FROM moved)
-      INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, nmoved;
+      INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, nmoved
+      FROM figures f;
 
     UPDATE payday.paydays
        SET nparticipants = paydays.nparticipants + pay_tips.nparticipants,

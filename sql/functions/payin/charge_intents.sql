@@ -3,6 +3,10 @@ RETURNS SETOF payday.exchanges
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
+    -- The due views aggregate every tip of the payday: memory for that, and hash or merge
+    -- joins rather than millions of index probes (bench/README.md).
+    SET work_mem = '256MB'
+    SET enable_nestloop = off
     AS $$
 DECLARE
     pd payday.paydays := payday.require_open_payday(true, 'payin');

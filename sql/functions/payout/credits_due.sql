@@ -4,6 +4,10 @@ RETURNS TABLE (username text, balance numeric(35,2), obligations numeric(35,2), 
     LANGUAGE plpgsql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
+    -- The due views aggregate every tip of the payday: memory for that, and hash or merge
+    -- joins rather than millions of index probes (bench/README.md).
+    SET work_mem = '256MB'
+    SET enable_nestloop = off
     AS $$
 BEGIN
     PERFORM payday.require_open_payday(false, 'payout');
