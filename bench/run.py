@@ -1,0 +1,349 @@
+"""The payday benchmark: generated communities, a full sandbox payday through the real
+runner, the row-by-row baseline on a copy of the same data, and the external-call figure.
+
+    python -m bench.run --sizes 1k,10k,100k,1m --json out.json
+    python -m bench.run --sizes 10k --baseline-sizes 10k          # the 100x comparison only
+    python -m bench.run --sizes none --latency 0.1 --charges 10000 # the external-call figure only
+
+For each size it creates database `bench_<size>` on the server of `--dsn`, migrates it
+(payday.migrate.upgrade), loads the community (bench/generate.py, COPY) and ANALYZEs it;
+copies it for the baseline when the size is one of `--baseline-sizes` (CREATE DATABASE
+... TEMPLATE); runs `payday.run.run_payday(dsn, processor_override='sandbox')` in a child
+process (so its peak RSS is the runner's own); times the baseline (bench/baseline.py) on
+the copy; checks `payday.check()` and that both databases ended in the same state; and
+drops both databases unless `--keep`.
+
+Phases (start, payin charges, tips, clear, payout, finish) are measured from the runner's
+own statements: the child wraps `payday.run.connect` so each statement of the runner's
+main connection is timed, and the phase boundaries are the calls to payday.start(),
+payday.pay_tips(), payday.clear_pending() and payday.finish(). Rows per phase are read
+from the database afterwards (see ROWS below).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+from bench import generate
+from bench.baseline import run_baseline
+
+DEFAULT_DSN = os.environ.get("BENCH_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PHASES = ("start", "payin charges", "tips", "clear", "payout", "finish")
+ROWS = {
+    "start": "participants given pending = 0 (claimed before ts_start)",
+    "payin charges": "charge exchanges (recorded pre, charged, outcome recorded)",
+    "tips": "tip transfers inserted (and as many balance/pending moves)",
+    "clear": "participants whose pending was cleared",
+    "payout": "credit exchanges (after merchant checks)",
+    "finish": "rows payday.check() reads (participants + transfers + exchanges)",
+}
+
+
+# -- the child: one payday through the real runner ----------------------------------------
+
+def _child(dsn: str, concurrency: int, latency: float, verbose: bool) -> dict[str, Any]:
+    import payday.run as prun
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    events: list[tuple[str, float, float]] = []
+
+    class TimedCursor(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:  # type: ignore[override]
+            t0 = time.perf_counter()
+            try:
+                return super().execute(query, params, **kw)
+            finally:
+                events.append((str(query), t0, time.perf_counter()))
+
+    original = prun.connect
+
+    def connect(*a: Any, **kw: Any) -> psycopg.Connection[Any]:
+        kw.setdefault("cursor_factory", TimedCursor)
+        return original(*a, **kw)
+
+    prun.connect = connect  # type: ignore[assignment]
+    t0 = time.perf_counter()
+    result = prun.run_payday(dsn, processor_override="sandbox", concurrency=concurrency, latency=latency,
+                             log=logging.getLogger("payday"))
+    t_end = time.perf_counter()
+
+    def first(fragment: str) -> tuple[float, float] | None:
+        for q, a, b in events:
+            if fragment in q:
+                return a, b
+        return None
+
+    marks = {name: first(f"payday.{name}()") for name in ("start", "pay_tips", "clear_pending", "finish")}
+    phases: dict[str, float] = {}
+    if all(marks.values()):
+        s, tp, cl, fi = (marks[k] for k in ("start", "pay_tips", "clear_pending", "finish"))
+        assert s and tp and cl and fi
+        phases = {
+            "start": s[1] - t0,
+            "payin charges": tp[0] - s[1],
+            "tips": tp[1] - tp[0],
+            "clear": cl[1] - tp[1],
+            "payout": fi[0] - cl[1],
+            "finish": t_end - fi[0],
+        }
+    return {
+        "status": result.status,
+        "payday_id": result.payday_id,
+        "seconds": t_end - t0,
+        "phases": phases,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "counters": {k: str(v) for k, v in result.counters.items()},
+    }
+
+
+def run_child(dsn: str, concurrency: int, latency: float, verbose: bool) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.run", "--child", "--dsn", dsn,
+           "--concurrency", str(concurrency), "--latency", str(latency)] + (["--verbose"] if verbose else [])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False, cwd=root, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the payday child failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- after the run ------------------------------------------------------------------------------
+
+def rows_per_phase(dsn: str, payday_id: int) -> dict[str, int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            """
+            SELECT (SELECT count(*) FROM payday.participants p, payday.paydays d
+                     WHERE d.id = %(id)s AND p.claimed_time < d.ts_start),
+                   (SELECT count(*) FROM payday.exchanges WHERE payday_id = %(id)s AND kind = 'charge'),
+                   (SELECT count(*) FROM payday.transfers WHERE payday_id = %(id)s AND context = 'tip'),
+                   (SELECT count(*) FROM payday.exchanges WHERE payday_id = %(id)s AND kind = 'credit'),
+                   (SELECT count(*) FROM payday.participants) + (SELECT count(*) FROM payday.transfers)
+                     + (SELECT count(*) FROM payday.exchanges)
+            """, {"id": payday_id}).fetchone()
+    assert row is not None
+    start, charges, tips, credits, checked = (int(v) for v in row)
+    return {"start": start, "payin charges": charges, "tips": tips, "clear": start,
+            "payout": credits, "finish": checked}
+
+
+def violations(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT * FROM payday.check()").fetchall()
+
+
+FINGERPRINTS = {
+    "participants": "SELECT md5(string_agg(concat_ws('|', username, balance, pending, last_bill_result = '', "
+                    "last_ach_result = ''), ',' ORDER BY username)) FROM payday.participants",
+    "transfers": "SELECT md5(string_agg(concat_ws('|', tipper, tippee, amount, context), ',' "
+                 "ORDER BY tipper, tippee, amount)) FROM payday.transfers",
+    "exchanges": "SELECT md5(string_agg(concat_ws('|', participant, amount, fee, status), ',' "
+                 "ORDER BY participant, amount)) FROM payday.exchanges",
+    "counters": "SELECT md5(string_agg(concat_ws('|', nparticipants, ntippers, ntips, ntransfers, transfer_volume, "
+                "ncc_failing, ncc_missing, ncharges, charge_volume, charge_fees_volume, nachs, ach_volume, "
+                "ach_fees_volume, nach_failing), ',' ORDER BY id)) FROM payday.paydays",
+}
+
+
+def fingerprint(dsn: str) -> dict[str, str]:
+    """What both paydays must agree on (error texts differ: compared as failed or not)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return {k: str(conn.execute(q).fetchone()[0]) for k, q in FINGERPRINTS.items()}  # type: ignore[index]
+
+
+def server_facts(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        facts = {"server_version": str(conn.execute("SHOW server_version").fetchone()[0])}  # type: ignore[index]
+        for name in ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size", "synchronous_commit",
+                     "max_parallel_workers_per_gather", "jit"):
+            facts[name] = str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+    return facts
+
+
+def machine() -> dict[str, Any]:
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+# -- one size -----------------------------------------------------------------------------------
+
+def bench_size(args: argparse.Namespace, size: str, baseline: bool, say: Any) -> dict[str, Any]:
+    name = f"{args.prefix}_{size.lower()}"
+    base_name = f"{name}_baseline"
+    out: dict[str, Any] = {"size": size}
+    say(f"== {size}: generating {name}")
+    dsn, stats = generate.fresh_community(args.dsn, name, size, args.seed, log=say)
+    out["generate"] = stats.as_dict()
+    try:
+        if baseline:
+            base_dsn = generate.create_database(args.dsn, base_name, template=name)
+        say(f"== {size}: payday through the runner (sandbox, concurrency {args.concurrency})")
+        child = run_child(dsn, args.concurrency, 0.0, args.verbose)
+        out["payday"] = child
+        rows = rows_per_phase(dsn, child["payday_id"])
+        out["payday"]["rows"] = rows
+        bad = violations(dsn)
+        out["payday"]["check_violations"] = len(bad)
+        if bad:
+            say(f"   payday.check() reports {len(bad)} violation(s), e.g. {bad[:3]}")
+        if baseline:
+            say(f"== {size}: baseline (row by row) on {base_name}, timeout {args.baseline_timeout:.0f}s")
+            b = run_baseline(base_dsn, timeout=args.baseline_timeout)
+            out["baseline"] = {
+                "seconds": b.seconds, "finished": b.finished, "estimated_seconds": b.estimated_seconds,
+                "extrapolated": not b.finished, "visits": b.visits, "total_visits": b.total_visits,
+                "transfers": b.transfers, "charges": b.charges, "credits": b.credits,
+                "queries": b.queries, "commits": b.commits, "phases": b.phases,
+            }
+            if b.finished:
+                same = fingerprint(dsn) == fingerprint(base_dsn)
+                out["baseline"]["same_result"] = same
+                out["baseline"]["check_violations"] = len(violations(base_dsn))
+            out["ratio"] = b.estimated_seconds / child["seconds"] if child["seconds"] else None
+    finally:
+        if not args.keep:
+            generate.drop_database(args.dsn, name)
+            if baseline:
+                generate.drop_database(args.dsn, base_name)
+    return out
+
+
+def bench_latency(args: argparse.Namespace, say: Any) -> dict[str, Any]:
+    name = f"{args.prefix}_latency"
+    say(f"== external calls: {args.charges} sandbox charges at {args.latency * 1000:.0f} ms, "
+        f"concurrency {args.latency_concurrency}")
+    dsn = generate.create_database(args.dsn, name)
+    try:
+        from payday import migrate
+
+        migrate.upgrade(dsn)
+        generate.load_charge_community(dsn, args.charges)
+        child = run_child(dsn, args.latency_concurrency, args.latency, args.verbose)
+        rows = rows_per_phase(dsn, child["payday_id"])
+        return {"charges": rows["payin charges"], "latency_s": args.latency, "concurrency": args.latency_concurrency,
+                "charges_seconds": child["phases"].get("payin charges"), "payday_seconds": child["seconds"],
+                "maxrss_mb": child["maxrss_mb"], "check_violations": len(violations(dsn))}
+    finally:
+        if not args.keep:
+            generate.drop_database(args.dsn, name)
+
+
+# -- reporting --------------------------------------------------------------------------------------
+
+def _fmt_s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def report(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    sizes = results["sizes"]
+    for r in sizes:
+        p = r["payday"]
+        lines.append(f"\n{r['size']}: {r['generate']['participants']} participants, {r['generate']['tips']} tips "
+                     f"(payday {p['status']}, check() violations: {p['check_violations']})")
+        lines.append(f"  {'phase':<14} {'seconds':>9} {'rows':>10} {'rows/s':>12}")
+        for ph in PHASES:
+            sec = p["phases"].get(ph)
+            n = p["rows"].get(ph, 0)
+            rate = f"{n / sec:,.0f}" if sec else "-"
+            lines.append(f"  {ph:<14} {_fmt_s(sec):>9} {n:>10,} {rate:>12}")
+        lines.append(f"  {'total':<14} {p['seconds']:>9.2f}   runner peak RSS {p['maxrss_mb']:.0f} MB")
+        if "baseline" in r:
+            b = r["baseline"]
+            est = " (extrapolated)" if b["extrapolated"] else ""
+            same = b.get("same_result")
+            lines.append(f"  baseline (row by row): {b['estimated_seconds']:.1f}s{est}, {b['queries']:,} queries, "
+                         f"{b['commits']:,} commits; same result: {'-' if same is None else same}; "
+                         f"set-based is {r['ratio']:.0f}x faster")
+    if sizes:
+        lines.append("\nside by side")
+        head = f"  {'':<22}" + "".join(f"{r['size']:>12}" for r in sizes)
+        lines.append(head)
+
+        def row(label: str, values: list[str]) -> None:
+            lines.append(f"  {label:<22}" + "".join(f"{v:>12}" for v in values))
+
+        row("participants", [f"{r['generate']['participants']:,}" for r in sizes])
+        row("tips", [f"{r['generate']['tips']:,}" for r in sizes])
+        for ph in PHASES:
+            row(f"{ph} (s)", [_fmt_s(r["payday"]["phases"].get(ph)) for r in sizes])
+        row("total (s)", [f"{r['payday']['seconds']:.2f}" for r in sizes])
+        row("us per tip row", [f"{1e6 * r['payday']['seconds'] / r['generate']['tips']:.1f}" for r in sizes])
+        row("runner RSS (MB)", [f"{r['payday']['maxrss_mb']:.0f}" for r in sizes])
+        row("baseline (s)", [f"{r['baseline']['estimated_seconds']:.1f}" if "baseline" in r else "-" for r in sizes])
+        row("speed-up", [f"{r['ratio']:.0f}x" if r.get("ratio") else "-" for r in sizes])
+        row("generate+load (s)", [f"{sum(r['generate']['seconds'].values()):.1f}" for r in sizes])
+    if results.get("latency"):
+        lat = results["latency"]
+        lines.append(f"\nexternal calls: {lat['charges']:,} sandbox charges at {lat['latency_s'] * 1000:.0f} ms, "
+                     f"concurrency {lat['concurrency']}: {_fmt_s(lat['charges_seconds'])}s "
+                     f"(whole payday {lat['payday_seconds']:.2f}s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1k,10k,100k", help="comma-separated: 1k,10k,100k,1m (or none)")
+    ap.add_argument("--baseline-sizes", default="1k,10k", help="sizes also timed row by row (1k,10k)")
+    ap.add_argument("--baseline-timeout", type=float, default=1800.0,
+                    help="seconds before the baseline stops and its time is extrapolated")
+    ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--dsn", default=DEFAULT_DSN, help="libpq conninfo of the server (env BENCH_DSN)")
+    ap.add_argument("--seed", type=int, default=generate.DEFAULT_SEED)
+    ap.add_argument("--concurrency", type=int, default=8, help="runner concurrency for the paydays")
+    ap.add_argument("--latency", type=float, default=0.0,
+                    help="with --charges: sandbox latency in seconds for the external-call figure (e.g. 0.1)")
+    ap.add_argument("--charges", type=int, default=10_000, help="charges of the external-call figure")
+    ap.add_argument("--latency-concurrency", type=int, default=64, help="runner concurrency for that figure")
+    ap.add_argument("--prefix", default="bench", help="database names: <prefix>_<size>, <prefix>_<size>_baseline")
+    ap.add_argument("--keep", action="store_true", help="keep the bench databases")
+    ap.add_argument("--verbose", action="store_true", help="show the runner's log")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        print(json.dumps(_child(args.dsn, args.concurrency, args.latency, args.verbose)))
+        return 0
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+
+    sizes = [] if args.sizes.strip().lower() in ("", "none") else [s.strip().lower() for s in args.sizes.split(",")]
+    for s in sizes:
+        generate.parse_size(s)
+    baseline_sizes = {s.strip().lower() for s in args.baseline_sizes.split(",") if s.strip()}
+    results: dict[str, Any] = {"machine": machine(), "server": server_facts(args.dsn), "seed": args.seed,
+                               "concurrency": args.concurrency, "sizes": [], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for s in sizes:
+        results["sizes"].append(bench_size(args, s, s in baseline_sizes, say))
+    if args.latency > 0:
+        results["latency"] = bench_latency(args, say)
+    say(report(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+        say(f"\nresults written to {args.json}")
+    failed = any(r["payday"]["status"] != "finished" or r["payday"]["check_violations"] for r in results["sizes"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
