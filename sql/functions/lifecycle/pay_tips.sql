@@ -7,6 +7,7 @@ CREATE OR REPLACE FUNCTION payday.pay_tips(
     -- One statement sorts, aggregates and hashes millions of rows: room for that, and hash
     -- or merge joins rather than millions of index probes (bench/README.md).
     SET work_mem = '256MB'
+    SET jit = off  -- compiling costs more than it saves below ~1M tips
     SET enable_nestloop = off
     AS $$
 DECLARE

@@ -6,6 +6,7 @@ RETURNS SETOF payday.exchanges
     -- The due views aggregate every tip of the payday: memory for that, and hash or merge
     -- joins rather than millions of index probes (bench/README.md).
     SET work_mem = '256MB'
+    SET jit = off  -- compiling costs more than it saves below ~1M tips
     SET enable_nestloop = off
     AS $$
 DECLARE

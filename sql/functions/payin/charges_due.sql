@@ -7,6 +7,7 @@ RETURNS TABLE (username text, short numeric(35,2), amount numeric(35,2), charge_
     -- The due views aggregate every tip of the payday: memory for that, and hash or merge
     -- joins rather than millions of index probes (bench/README.md).
     SET work_mem = '256MB'
+    SET jit = off  -- compiling costs more than it saves below ~1M tips
     SET enable_nestloop = off
     AS $$
 BEGIN

@@ -7,6 +7,7 @@ RETURNS TABLE (username text, balance numeric(35,2), obligations numeric(35,2), 
     -- The due views aggregate every tip of the payday: memory for that, and hash or merge
     -- joins rather than millions of index probes (bench/README.md).
     SET work_mem = '256MB'
+    SET jit = off  -- compiling costs more than it saves below ~1M tips
     SET enable_nestloop = off
     AS $$
 BEGIN
