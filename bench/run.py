@@ -97,6 +97,11 @@ def _child(dsn: str, concurrency: int, latency: float, verbose: bool) -> dict[st
             "payout": fi[0] - cl[1],
             "finish": t_end - fi[0],
         }
+    if verbose:
+        for q, a, b in events:
+            if b - a > 0.05:
+                print(f"  {b - a:7.3f}s at {a - t0:7.3f}s  {' '.join(q.split())[:100]}", file=sys.stderr)
+        print(f"  run_payday returned at {t_end - t0:.3f}s", file=sys.stderr)
     return {
         "status": result.status,
         "payday_id": result.payday_id,
