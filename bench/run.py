@@ -51,8 +51,30 @@ ROWS = {
 
 # -- the child: one payday through the real runner ----------------------------------------
 
-def _child(dsn: str, concurrency: int, latency: float, verbose: bool) -> dict[str, Any]:
+class PerCall:
+    """The sandbox seen as a processor without a batch API (as Stripe and Balanced are):
+    the runner then makes one call per charge, and the latency is paid per call."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self.name = inner.name
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.endswith("_many"):
+            raise AttributeError(attr)
+        return getattr(self._inner, attr)
+
+
+def _child(dsn: str, concurrency: int, latency: float, verbose: bool, per_call: bool = False) -> dict[str, Any]:
     import payday.run as prun
+
+    if per_call:
+        make = prun._make_processor  # type: ignore[attr-defined]
+
+        def make_per_call(*a: Any, **kw: Any) -> Any:
+            return PerCall(make(*a, **kw))
+
+        prun._make_processor = make_per_call  # type: ignore[attr-defined]
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -112,9 +134,10 @@ def _child(dsn: str, concurrency: int, latency: float, verbose: bool) -> dict[st
     }
 
 
-def run_child(dsn: str, concurrency: int, latency: float, verbose: bool) -> dict[str, Any]:
+def run_child(dsn: str, concurrency: int, latency: float, verbose: bool, per_call: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.run", "--child", "--dsn", dsn,
-           "--concurrency", str(concurrency), "--latency", str(latency)] + (["--verbose"] if verbose else [])
+           "--concurrency", str(concurrency), "--latency", str(latency)]
+    cmd += (["--verbose"] if verbose else []) + (["--per-call"] if per_call else [])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
@@ -232,23 +255,30 @@ def bench_size(args: argparse.Namespace, size: str, baseline: bool, say: Any) ->
 
 
 def bench_latency(args: argparse.Namespace, say: Any) -> dict[str, Any]:
-    name = f"{args.prefix}_latency"
-    say(f"== external calls: {args.charges} sandbox charges at {args.latency * 1000:.0f} ms, "
-        f"concurrency {args.latency_concurrency}")
-    dsn = generate.create_database(args.dsn, name)
-    try:
-        from payday import migrate
+    """`--charges` sandbox charges at `--latency` seconds each, twice: one processor call per
+    charge (as with Stripe or Balanced, which have no batch API), `--latency-concurrency`
+    calls in flight; and the sandbox's own batch API as the runner uses it (micro-batches,
+    the latency paid once per batch)."""
+    from payday import migrate
 
-        migrate.upgrade(dsn)
-        generate.load_charge_community(dsn, args.charges)
-        child = run_child(dsn, args.latency_concurrency, args.latency, args.verbose)
-        rows = rows_per_phase(dsn, child["payday_id"])
-        return {"charges": rows["payin charges"], "latency_s": args.latency, "concurrency": args.latency_concurrency,
-                "charges_seconds": child["phases"].get("payin charges"), "payday_seconds": child["seconds"],
-                "maxrss_mb": child["maxrss_mb"], "check_violations": len(violations(dsn))}
-    finally:
-        if not args.keep:
-            generate.drop_database(args.dsn, name)
+    out: dict[str, Any] = {"charges": args.charges, "latency_s": args.latency, "concurrency": args.latency_concurrency}
+    for mode, per_call in (("per_call", True), ("batched", False)):
+        name = f"{args.prefix}_latency"
+        say(f"== external calls ({mode.replace('_', ' ')}): {args.charges} sandbox charges at "
+            f"{args.latency * 1000:.0f} ms, concurrency {args.latency_concurrency}")
+        dsn = generate.create_database(args.dsn, name)
+        try:
+            migrate.upgrade(dsn)
+            generate.load_charge_community(dsn, args.charges)
+            child = run_child(dsn, args.latency_concurrency, args.latency, args.verbose, per_call)
+            rows = rows_per_phase(dsn, child["payday_id"])
+            out[mode] = {"charges": rows["payin charges"], "charges_seconds": child["phases"].get("payin charges"),
+                         "payday_seconds": child["seconds"], "maxrss_mb": child["maxrss_mb"],
+                         "check_violations": len(violations(dsn))}
+        finally:
+            if not args.keep:
+                generate.drop_database(args.dsn, name)
+    return out
 
 
 # -- reporting --------------------------------------------------------------------------------------
@@ -298,9 +328,12 @@ def report(results: dict[str, Any]) -> str:
         row("generate+load (s)", [f"{sum(r['generate']['seconds'].values()):.1f}" for r in sizes])
     if results.get("latency"):
         lat = results["latency"]
-        lines.append(f"\nexternal calls: {lat['charges']:,} sandbox charges at {lat['latency_s'] * 1000:.0f} ms, "
-                     f"concurrency {lat['concurrency']}: {_fmt_s(lat['charges_seconds'])}s "
-                     f"(whole payday {lat['payday_seconds']:.2f}s)")
+        for mode, label in (("per_call", "one call per charge"), ("batched", "sandbox batch API")):
+            if mode in lat:
+                m = lat[mode]
+                lines.append(f"\nexternal calls ({label}): {m['charges']:,} sandbox charges at "
+                             f"{lat['latency_s'] * 1000:.0f} ms, concurrency {lat['concurrency']}: "
+                             f"{_fmt_s(m['charges_seconds'])}s (whole payday {m['payday_seconds']:.2f}s)")
     return "\n".join(lines)
 
 
@@ -322,10 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the bench databases")
     ap.add_argument("--verbose", action="store_true", help="show the runner's log")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--per-call", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
-        print(json.dumps(_child(args.dsn, args.concurrency, args.latency, args.verbose)))
+        print(json.dumps(_child(args.dsn, args.concurrency, args.latency, args.verbose, args.per_call)))
         return 0
 
     def say(msg: str) -> None:
