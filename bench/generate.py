@@ -48,7 +48,7 @@ from typing import Any, Iterator
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 SIZES: dict[str, tuple[int, int]] = {
     "1k": (1_000, 10_000),
