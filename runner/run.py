@@ -483,8 +483,12 @@ class Runner:
         self._reconcile(pool, "charge")
         # Build the processors needed before recording any intent: a missing key then
         # stops the run without leaving `pre` rows bound to a processor we cannot reach.
-        for (name,) in self.conn.execute("SELECT DISTINCT processor FROM payday.charges_due()").fetchall():
-            self.processor(self.override or name)
+        # With an override that is the one processor: no need to compute what is due twice.
+        if self.override:
+            self.processor(self.override)
+        else:
+            for (name,) in self.conn.execute("SELECT DISTINCT processor FROM payday.charges_due()").fetchall():
+                self.processor(name)
         row = self.conn.execute("SELECT count(*) FROM payday.charge_intents(%s)", (self.override,)).fetchone()
         n = int(row[0]) if row else 0
         _crash_point("after_intents")
