@@ -18,7 +18,7 @@ ROLES = ("payday_app", "payday_runner", "payday_readonly")
 # What the runner calls (runner/run.py), plus the read-only API.
 RUNNER_FUNCTIONS = {
     "start()", "pay_tips()", "clear_pending()", "finish()", "charge_intent(text,text)", "charge_intents(text)",
-    "credit_intent(text,text)", "charge_outcome(bigint,boolean,text,text)",
+    "credit_intent(text,text)", "credit_intents(text[],text)", "charge_outcome(bigint,boolean,text,text)",
     "credit_outcome(bigint,boolean,text,text)", "record_outcomes(bigint[],boolean[],text[],text[])",
 }
 READ_FUNCTIONS = {

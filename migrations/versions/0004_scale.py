@@ -1,0 +1,44 @@
+"""Scale, second round: set-based payout intents.
+
+sql/schema/0004_scale.sql, then every function, then the privileges on the functions
+this revision adds (a GRANT needs the function to exist).
+
+Downgrade takes back what this revision granted. The function files stay those of head, as
+after every downgrade (at 0003 nobody but the owner may call payday.credit_intents).
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+try:
+    from payday.migrations.sqlfiles import execute_sql, load_functions, run_schema
+except ImportError:  # alembic run from a source checkout without payday installed
+    from migrations.sqlfiles import execute_sql, load_functions, run_schema  # type: ignore[no-redef]
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+GRANTS = """
+REVOKE ALL ON FUNCTION payday.credit_intents(text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payday.credit_intents(text[], text) TO payday_runner;
+"""
+
+DOWNGRADE = """
+REVOKE ALL ON FUNCTION payday.credit_intents(text[], text) FROM payday_runner;
+"""
+
+
+def upgrade() -> None:
+    run_schema(op, "0004_scale.sql")
+    load_functions(op)
+    execute_sql(op, GRANTS)
+
+
+def downgrade() -> None:
+    execute_sql(op, DOWNGRADE)

@@ -1,0 +1,5 @@
+-- 0004: scale, second round (issue 4; measurements in bench/README.md).
+--
+-- The set-based payout intents, payday.credit_intents(text[], text), are granted in
+-- migrations/versions/0004_scale.py once every function file is loaded: a GRANT needs
+-- the function to exist, and function files are always loaded after the schema file.
