@@ -8,8 +8,10 @@
   ceiling, transient errors retried with the same key), outcomes recorded in batches
   by `payday.record_outcomes()`; then `payday.pay_tips()`.
 * clear:  `payday.clear_pending()`.
-* payout: reconcile `pre` credits, then for each row of `payday.credits_due()`:
-  merchant check, `payday.credit_intent()`, credit, record; then `payday.finish()`.
+* payout: reconcile `pre` credits, then stream `payday.credits_due()` in batches of
+  CREDIT_BATCH: merchant checks (concurrent), one `payday.credit_intents()` call for the
+  batch's merchants (a name no longer due is left out and logged), credits, outcomes
+  recorded in batches; then `payday.finish()`.
 
 Every processor call is preceded by a committed `pre` exchange and followed by its
 outcome, so a crash at any instant leaves at most some `pre` rows that the next run
@@ -29,8 +31,8 @@ makes the runner SIGKILL itself (a real ``kill -9``, not an exception) the n-th 
 * ``after_record``: a batch of outcomes committed by ``payday.record_outcomes()``;
 * ``before_pay_tips``, ``during_pay_tips`` (the ``pay_tips()`` query sent to the server,
   its result never read: the server may still commit it), ``after_pay_tips``;
-* ``after_clear``; ``before_credit_intent`` / ``after_credit_intent`` (per batch of
-  ``credit_intent()`` calls); ``before_finish``; ``after_finish``.
+* ``after_clear``; ``before_credit_intent`` / ``after_credit_intent`` (around each
+  ``credit_intents()`` call, one per batch); ``before_finish``; ``after_finish``.
 """
 from __future__ import annotations
 
@@ -171,6 +173,17 @@ class _Job:
     cents: int
     processor: str
     reconcile: bool  # look the key up before calling
+
+
+_JOB_COLUMNS = "id, idempotency_key, payday_id, participant, route, kind, amount, fee, processor"
+
+
+def _job(r: dict[str, Any], reconcile: bool) -> _Job:
+    """The job of an exchange row (the columns _JOB_COLUMNS)."""
+    return _Job(
+        r["id"], r["idempotency_key"], r["payday_id"], r["participant"], r["route"], r["kind"],
+        exchange_cents(r["kind"], r["amount"], r["fee"]), r["processor"], reconcile,
+    )
 
 
 def exchange_cents(kind: str, amount: Decimal, fee: Decimal) -> int:
@@ -453,15 +466,9 @@ class Runner:
             reader.close()
 
     def _pending_jobs(self, kind: str, reconcile: bool) -> Iterator[_Job]:
-        q = (
-            "SELECT id, idempotency_key, payday_id, participant, route, kind, amount, fee, processor "
-            "FROM payday.pending_exchanges() WHERE kind = %s ORDER BY id"
-        )
+        q = f"SELECT {_JOB_COLUMNS} FROM payday.pending_exchanges() WHERE kind = %s ORDER BY id"
         for r in self._stream(q, (kind,)):
-            yield _Job(
-                r["id"], r["idempotency_key"], r["payday_id"], r["participant"], r["route"], r["kind"],
-                exchange_cents(r["kind"], r["amount"], r["fee"]), r["processor"], reconcile,
-            )
+            yield _job(r, reconcile)
 
     def _count_pending(self, kind: str) -> int:
         assert self.conn is not None
@@ -543,54 +550,39 @@ class Runner:
                 else:
                     skipped[0] += 1
                     self.log.info("payout of %s to %s skipped: not a merchant at %s", r["payout"], r["username"], name)
-            for job in self._credit_intents(due, name):
-                yield job
+            yield from self._credit_intents(due)
 
     def _is_merchant(self, proc: Any, route: str) -> bool:
         return bool(self._call(lambda: proc.is_merchant(route)))
 
-    def _credit_intents(self, usernames: list[str], name: str) -> list[_Job]:
+    def _credit_intents(self, usernames: list[str]) -> list[_Job]:
+        """The pre credits of a batch, recorded by one payday.credit_intents() call. A name
+        no longer due (its obligations grew since credits_due() listed it) is left out."""
         assert self.conn is not None
         if not usernames:
             return []
         _crash_point("before_credit_intent")
         try:
-            ids = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT payday.credit_intent(u, %s) FROM unnest(%s::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n",
-                    (self.override, usernames),
-                )
-            ]
+            with self.conn.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM payday.credit_intents(%s::text[], %s)", (usernames, self.override)
+                ).fetchall()
         except psycopg.Error as e:
-            if getattr(e, "sqlstate", None) != "PD003":
-                raise sql_error(e) from e
-            ids = []
-            for u in usernames:  # someone stopped being due meanwhile: one by one
-                try:
-                    row = self.conn.execute("SELECT payday.credit_intent(%s, %s)", (u, self.override)).fetchone()
-                    ids.append(row[0] if row else None)
-                except psycopg.Error as e1:
-                    if getattr(e1, "sqlstate", None) != "PD003":
-                        raise sql_error(e1) from e1
-                    self.log.info("payout of %s skipped: %s", u, _one_line(e1))
+            raise sql_error(e) from e
         _crash_point("after_credit_intent")
-        rows = self.conn.execute(
-            "SELECT id, idempotency_key, payday_id, participant, route, kind, amount, fee, processor "
-            "FROM payday.exchanges WHERE id = ANY(%s) ORDER BY id",
-            (ids,),
-        ).fetchall()
-        return [
-            _Job(r[0], r[1], r[2], r[3], r[4], r[5], exchange_cents(r[5], r[6], r[7]), r[8], False) for r in rows
-        ]
+        returned = {r["participant"] for r in rows}
+        for u in usernames:
+            if u not in returned:
+                self.log.info("payout of %s skipped: no longer due", u)
+        return [_job(r, reconcile=False) for r in rows]
 
     def payout(self, pool: ThreadPoolExecutor) -> None:
         assert self.conn is not None
         self._reconcile(pool, "credit")
         skipped = [0]
-        total = self.conn.execute("SELECT count(*) FROM payday.credits_due()").fetchone()
-        self.log.info("payout: %d credit(s) due before merchant checks", total[0] if total else 0)
-        self._process(pool, self._credit_jobs(pool, skipped), "credits", int(total[0]) if total else None)
+        # No progress total: counting credits_due() first would be one more pass over every tip.
+        self.log.info("payout started: credits_due() in batches of %d (merchant checks, then intents)", CREDIT_BATCH)
+        self._process(pool, self._credit_jobs(pool, skipped), "credits", None)
         if skipped[0]:
             self.log.info("payout: %d participant(s) skipped (not a merchant)", skipped[0])
 

@@ -204,6 +204,9 @@ WRONG_PHASE = [
     ("SELECT payday.credit_intent('frank')", ["none", "payin", "clear"]),
     ("SELECT payday.credit_intent(NULL)", ["none", "payin", "clear"]),
     ("SELECT payday.credit_intent('nobody')", ["none", "payin", "clear"]),
+    ("SELECT * FROM payday.credit_intents(ARRAY['frank'])", ["none", "payin", "clear"]),
+    ("SELECT * FROM payday.credit_intents(NULL)", ["none", "payin", "clear"]),
+    ("SELECT * FROM payday.credit_intents(ARRAY['nobody'], 'paypal')", ["none", "payin", "clear"]),
 ]
 
 
@@ -256,6 +259,18 @@ PAYOUT = [
     ("SELECT payday.credit_intent('alice')", "PD003", "no balanced_account_uri"),
     ("SELECT payday.credit_intent('eve')", "PD003", "no balanced_account_uri"),
     ("SELECT payday.credit_intent('stub')", "PD003", "not claimed"),
+    # The batch form is all or nothing: one bad name and nobody gets an intent.
+    ("SELECT * FROM payday.credit_intents(NULL)", "22004", "without NULL"),
+    ("SELECT * FROM payday.credit_intents(ARRAY[NULL]::text[])", "22004", "without NULL"),
+    ("SELECT * FROM payday.credit_intents(ARRAY['bob', NULL])", "22004", "without NULL"),
+    ("SELECT * FROM payday.credit_intents(ARRAY['bob', 'nobody', 'FRANK', ''])", "P0002",
+     "^no participant named , FRANK, nobody$"),
+    ("SELECT * FROM payday.credit_intents(ARRAY['bob'], 'paypal')", "22023", "unknown processor"),
+    ("SELECT * FROM payday.credit_intents(ARRAY['bob'], '')", "22023", "unknown processor"),
+    ("SELECT * FROM payday.credit_intents(ARRAY['frank'])", "PD003",
+     r"already paid out in payday 1: frank \(exchange"),
+    ("SELECT * FROM payday.credit_intents(ARRAY['bob', 'alice', 'gina', 'frank'])", "PD003",
+     r"frank \(exchange \d+, succeeded\), gina \(exchange \d+, failed\)$"),
     ("SELECT payday.credit_outcome({credit_pre}, NULL)", "22004", "NULL"),
     ("SELECT payday.credit_outcome({credit_pre}, false)", "22023", "needs its error text"),
     ("SELECT payday.credit_outcome({credit_pre}, false, '')", "22023", "needs its error text"),
@@ -288,12 +303,23 @@ def test_bad_input_in_payout(payout_db: PhaseDB, sql: str, sqlstate: str, patter
     payout_db.tap.throws_ok(sql.format(**payout_db.ids), sqlstate, pattern)
 
 
+def test_credit_intents_of_nobody_new_changes_nothing(payout_db: PhaseDB) -> None:
+    """Not due (alice, eve, stub), or already pre (bob, twice): no error, no new row, bob's pre
+    credit returned. The fixture checks afterwards that the database is exactly as built."""
+    before = payout_db.tap.fingerprint()
+    names = ["alice", "bob", "eve", "stub", "bob"]
+    got = payout_db.tap.rows("SELECT id, status FROM payday.credit_intents(%s::text[])", [names])
+    assert got == [(payout_db.ids["credit_pre"], "pre")]
+    assert payout_db.tap.rows("SELECT * FROM payday.credit_intents(ARRAY[]::text[])") == []
+    assert payout_db.tap.fingerprint() == before
+
+
 def test_every_function_is_covered() -> None:
     """Each function of the SQL contract appears in a bad-input or wrong-phase case above."""
     called = " ".join(c[0] for c in ANY_PHASE + PAYIN + PAYOUT + WRONG_PHASE) + " ".join(AMOUNT_FUNCTIONS)
     for name in ["upcharge", "skim_credit", "transfer", "charge_intent", "charge_intents", "charge_outcome",
-                 "credit_intent", "credit_outcome", "record_outcomes", "pay_tips", "clear_pending", "finish",
-                 "charges_due", "credits_due", "require_amount", "require_participant", "require_exchange",
+                 "credit_intent", "credit_intents", "credit_outcome", "record_outcomes", "pay_tips", "clear_pending",
+                 "finish", "charges_due", "credits_due", "require_amount", "require_participant", "require_exchange",
                  "require_processor", "require_open_payday"]:
         assert f"payday.{name}(" in called, name
 

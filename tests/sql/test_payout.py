@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 
-from .world import BASE, D, Driver, World, balance, counters, participant, row, snapshot, start, value
+from .world import BASE, D, Driver, World, balance, counters, participant, row, rows, snapshot, start, value
 
 
 def _to_payout(db) -> None:
@@ -182,3 +183,138 @@ def test_credits_due_ordered_by_claim_time(db, world: World, tap) -> None:
     tap.results_eq("SELECT username FROM payday.credits_due()", [("zed",), ("amy",), ("kim",)])
     Driver(db).credits()
     Driver(db).finish()
+
+
+# payday.credit_intents(usernames, processor): the set-based credit_intent.
+
+CREDIT_COLUMNS = ("participant", "amount", "fee", "route", "processor", "status", "payday_id")
+
+
+def _credit_intents(db, usernames: list[str], processor: str | None = None) -> list[dict]:
+    return rows(db, "SELECT * FROM payday.credit_intents(%s::text[], %s)", (usernames, processor))
+
+
+def _payout_world(world: World) -> list[str]:
+    """Participants due a payout of various amounts, and some who are not; returns who is due."""
+    world.participant("rich", balance="50.00", balanced="/v1/accounts/rich")
+    world.participant("ten", balance="10.00", balanced="/v1/accounts/ten")
+    world.participant("pledger", balance="30.00", balanced="/v1/accounts/p")
+    world.participant("odd", balance="12.34", balanced="/v1/accounts/odd")
+    world.participant("short", balance="9.99", balanced="/v1/accounts/short")
+    world.participant("stripeonly", balance="50.00", stripe="cus_s")
+    world.participant("crook", balance="50.00", suspicious=True, balanced="/v1/accounts/c")
+    world.participant("nobody", claimed=None)
+    world.tip("pledger", "nobody", "15.00")
+    return ["rich", "ten", "pledger", "odd"]
+
+
+@pytest.mark.parametrize("processor", [None, "sandbox", "manual"])
+def test_credit_intents_records_what_credit_intent_would(db, world: World, processor: str | None) -> None:
+    due = _payout_world(world)
+    everyone = due + ["short", "stripeonly", "crook", "nobody"]
+    _to_payout(db)
+
+    def recorded() -> list[tuple]:
+        return [tuple(x[c] for c in CREDIT_COLUMNS)
+                for x in rows(db, "SELECT * FROM payday.exchanges WHERE kind = 'credit' ORDER BY participant")]
+
+    with db.transaction():  # one credit_intent per due participant, rolled back
+        for name in due:
+            db.execute("SELECT payday.credit_intent(%s, %s)", (name, processor))
+        one_by_one = recorded()
+        raise psycopg.Rollback
+    assert recorded() == []
+    assert len(one_by_one) == 4 and {r[4] for r in one_by_one} == {processor or "balanced"}
+    made = _credit_intents(db, everyone, processor)
+    assert recorded() == one_by_one
+    assert sorted(tuple(x[c] for c in CREDIT_COLUMNS) for x in made) == sorted(one_by_one)
+    assert {x["participant"]: x["amount"] for x in made} == {
+        "rich": D("-49.70"), "ten": D("-9.70"), "pledger": D("-14.70"), "odd": D("-12.04")}
+    assert [x["id"] for x in made] == value(db, "SELECT array_agg(id ORDER BY id) FROM payday.exchanges")
+    assert all(x["idempotency_key"] == f"payday-{x['payday_id']}-exchange-{x['id']}" for x in made)
+    assert rows(db, "SELECT * FROM payday.credits_due()") == []
+    Driver(db).record([(x["id"], x["route"]) for x in made], "refused")
+    Driver(db).finish()
+    assert balance(db, "rich") == D("0.00") and balance(db, "pledger") == D("15.00")
+
+
+def test_credit_intents_is_idempotent(db, world: World) -> None:
+    due = _payout_world(world)
+    _to_payout(db)
+    first = _credit_intents(db, due)
+    before = snapshot(db)
+    second = _credit_intents(db, due)
+    assert second == first, "the same rows, pre, with the same ids"
+    assert snapshot(db) == before, "nothing created or changed"
+    assert _credit_intents(db, list(reversed(due))) == first, "ordered by id whatever the input order"
+    Driver(db).record([(x["id"], x["route"]) for x in first], "refused")
+    Driver(db).finish()
+
+
+def test_credit_intents_leaves_out_who_is_not_due_and_duplicates(db, world: World) -> None:
+    _payout_world(world)
+    _to_payout(db)
+    made = _credit_intents(db, ["short", "rich", "stripeonly", "rich", "crook", "nobody", "rich"])
+    assert [x["participant"] for x in made] == ["rich"]
+    got = rows(db, "SELECT participant, amount FROM payday.exchanges")
+    assert got == [{"participant": "rich", "amount": D("-49.70")}], "one credit, nobody else's"
+    assert _credit_intents(db, ["short", "crook"]) == []
+    assert _credit_intents(db, []) == []
+    assert value(db, "SELECT count(*) FROM payday.exchanges") == 1
+    Driver(db).record([(made[0]["id"], made[0]["route"])], "refused")
+    Driver(db).credits()
+    Driver(db).finish()
+
+
+def test_credit_intents_returns_earlier_pre_credits_with_the_new_ones(db, world: World) -> None:
+    _payout_world(world)
+    _to_payout(db)
+    old = value(db, "SELECT payday.credit_intent('ten')")
+    made = _credit_intents(db, ["odd", "ten", "rich", "short"])
+    assert [(x["participant"], x["status"]) for x in made] == [("ten", "pre"), ("odd", "pre"), ("rich", "pre")]
+    assert made[0]["id"] == old and made[0]["amount"] == D("-9.70")
+    assert value(db, "SELECT count(*) FROM payday.exchanges WHERE participant = 'ten'") == 1
+    # A pre credit is returned even to a call that asks for nobody new.
+    assert [x["id"] for x in _credit_intents(db, ["ten"])] == [old]
+    Driver(db).record([(x["id"], x["route"]) for x in made], "refused")
+    Driver(db).credits()
+    Driver(db).finish()
+
+
+def test_credit_intents_ids_follow_the_input_order(db, world: World) -> None:
+    for name in ["zed", "amy", "kim", "bea"]:  # claimed in this order
+        world.participant(name, balance="11.00", balanced=f"/v1/accounts/{name}")
+    _to_payout(db)
+    made = _credit_intents(db, ["kim", "bea", "kim", "zed", "amy"])
+    # Ordered by id, so the ids were taken in input order (first occurrence), not claim order.
+    assert [x["participant"] for x in made] == ["kim", "bea", "zed", "amy"]
+    assert len({x["id"] for x in made}) == 4
+    Driver(db).record([(x["id"], x["route"]) for x in made], "refused")
+    Driver(db).finish()
+
+
+def test_credit_intents_refuses_a_batch_with_someone_already_paid_out(db, world: World, tap) -> None:
+    _payout_world(world)
+    _to_payout(db)
+    paid = value(db, "SELECT payday.credit_intent('rich')")
+    db.execute("SELECT payday.credit_outcome(%s, true)", (paid,))
+    tap.throws_ok("SELECT * FROM payday.credit_intents(ARRAY['ten', 'rich', 'odd'])", "PD003",
+                  rf"already paid out in payday \d+: rich \(exchange {paid}, succeeded\)")
+    assert value(db, "SELECT count(*) FROM payday.exchanges") == 1, "all or nothing: no credit for ten or odd"
+    Driver(db).credits()
+    Driver(db).finish()
+
+
+def test_credit_intents_outside_phase_payout(db, world: World, tap) -> None:
+    due = _payout_world(world)
+    tap.throws_ok("SELECT * FROM payday.credit_intents(ARRAY['rich'])", "55000", "no payday is open")
+    d = Driver(db)
+    d.start()
+    tap.throws_ok("SELECT * FROM payday.credit_intents(ARRAY['rich'])", "55000", "is in phase payin")
+    d.charges(), d.pay_tips()
+    tap.throws_ok("SELECT * FROM payday.credit_intents(ARRAY['rich'])", "55000", "is in phase clear")
+    d.clear()
+    made = _credit_intents(db, due)
+    d.record([(x["id"], x["route"]) for x in made], "refused")
+    d.finish()
+    tap.throws_ok("SELECT * FROM payday.credit_intents(ARRAY['rich'])", "55000", "no payday is open")
