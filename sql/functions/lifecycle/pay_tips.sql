@@ -53,16 +53,17 @@ BEGIN
         -- In the window's order (tipper, ctime, tippee): transfer ids follow it.
         INSERT INTO payday.transfers (tipper, tippee, amount, payday_id, context)
         SELECT tipper, tippee, amount, pd.id, 'tip' FROM due WHERE pays
-        RETURNING tipper, tippee, amount
     ), moved AS (
+        -- The balances move by exactly the rows inserted above (both read `due`, which is
+        -- materialized once): no RETURNING to buffer a second copy of every transfer.
         UPDATE payday.participants p
            SET balance = p.balance - d.paid_out,
                pending = CASE WHEN d.received > 0 THEN coalesce(p.pending, 0) + d.received
                               ELSE p.pending END
           FROM (SELECT username, sum(paid_out) AS paid_out, sum(received) AS received
-                  FROM (SELECT tipper AS username, amount AS paid_out, 0 AS received FROM paid
+                  FROM (SELECT tipper AS username, amount AS paid_out, 0 AS received FROM due WHERE pays
                         UNION ALL
-                        SELECT tippee, 0, amount FROM paid) m
+                        SELECT tippee, 0, amount FROM due WHERE pays) m
                  GROUP BY username) d
          WHERE p.username = d.username
         RETURNING 1
@@ -76,7 +77,7 @@ BEGIN
     )
     SELECT (SELECT count(*) FROM payday.payday_participants),
            f.ntippers, f.ntips,
-           (SELECT count(*) FROM paid),
+           f.ntips,  -- one transfer per paid tip (payday.check() compares them with the table)
            f.volume, f.ncc_missing,
            (SELECT count(*) FROM moved)
       INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, nmoved
