@@ -1,9 +1,9 @@
-"""Scale, second round: set-based payout intents.
+"""Scale, second round: set-based payout intents, a BRIN index on transfers.payday_id.
 
 sql/schema/0004_scale.sql, then every function, then the privileges on the functions
 this revision adds (a GRANT needs the function to exist).
 
-Downgrade takes back what this revision granted. The function files stay those of head, as
+Downgrade takes back what this revision granted and restores the B-tree on payday_id. The function files stay those of head, as
 after every downgrade (at 0003 nobody but the owner may call payday.credit_intents).
 
 Revision ID: 0004
@@ -31,6 +31,8 @@ GRANT EXECUTE ON FUNCTION payday.credit_intents(text[], text) TO payday_runner;
 
 DOWNGRADE = """
 REVOKE ALL ON FUNCTION payday.credit_intents(text[], text) FROM payday_runner;
+DROP INDEX IF EXISTS payday.transfers_payday_idx;
+CREATE INDEX transfers_payday_idx ON payday.transfers (payday_id);
 """
 
 
