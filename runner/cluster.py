@@ -92,7 +92,12 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
 class Cluster:
     """A temporary cluster; a context manager that starts it and then stops and removes it."""
 
-    def __init__(self, bindir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, port: int | None = None,
+                 settings: dict[str, str] | None = None) -> None:
+        """With `settings`, the server is durable (fsync, synchronous_commit and full-page
+        writes at their defaults) and runs with these; without, it is a throwaway for tests
+        and demos, with fsync off."""
+        self.settings = settings
         self.bindir = bindir or find_bindir()
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -125,8 +130,11 @@ class Cluster:
                         "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
         if res.returncode != 0:
             raise ClusterError(f"initdb failed ({res.returncode}): {res.stderr.strip() or res.stdout.strip()}")
-        opts = (f"-c listen_addresses={self.host} -p {self.port} -k {self.socket_dir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        opts = f"-c listen_addresses={self.host} -p {self.port} -k {self.socket_dir} "
+        if self.settings is None:
+            opts += "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        else:
+            opts += " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         res = self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
                         "-o", opts, "-w", "-t", "60", "start")
         if res.returncode != 0:
