@@ -33,6 +33,9 @@ BEGIN
     -- for each short tipper without a funding source the first tip they cannot pay
     -- (ncc_missing, SPEC 4.5: what they owe exceeds their balance exactly when some tip
     -- fails). A tipper pays at least one tip exactly when their first one is paid.
+    -- Every tipper and tippee inserted below is a participant this statement updates: the
+    -- reference check of transfers has nothing to add for it (sql/schema/0004_scale.sql).
+    PERFORM set_config('payday.tip_transfers_xact', pg_current_xact_id()::text, true);
     WITH due AS MATERIALIZED (
         SELECT t.tipper, t.tippee, t.amount,
                t.running <= t.balance AS pays,
@@ -82,6 +85,7 @@ BEGIN
            (SELECT count(*) FROM moved)
       INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, nmoved
       FROM figures f;
+    PERFORM set_config('payday.tip_transfers_xact', '', true);
 
     UPDATE payday.paydays
        SET nparticipants = paydays.nparticipants + pay_tips.nparticipants,
