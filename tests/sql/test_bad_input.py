@@ -264,7 +264,7 @@ PAYOUT = [
     ("SELECT * FROM payday.credit_intents(ARRAY[NULL]::text[])", "22004", "without NULL"),
     ("SELECT * FROM payday.credit_intents(ARRAY['bob', NULL])", "22004", "without NULL"),
     ("SELECT * FROM payday.credit_intents(ARRAY['bob', 'nobody', 'FRANK', ''])", "P0002",
-     "^no participant named , FRANK, nobody$"),
+     "^no participant named '', 'FRANK', 'nobody'$"),
     ("SELECT * FROM payday.credit_intents(ARRAY['bob'], 'paypal')", "22023", "unknown processor"),
     ("SELECT * FROM payday.credit_intents(ARRAY['bob'], '')", "22023", "unknown processor"),
     ("SELECT * FROM payday.credit_intents(ARRAY['frank'])", "PD003",

@@ -14,7 +14,7 @@ BEGIN
             USING ERRCODE = '22004', HINT = 'Pass the usernames listed by payday.credits_due().';
     END IF;
 
-    SELECT array_agg(u.name ORDER BY u.name) INTO bad
+    SELECT array_agg(quote_literal(u.name) ORDER BY u.name) INTO bad
       FROM unnest(usernames) AS u(name)
      WHERE NOT EXISTS (SELECT 1 FROM payday.participants p WHERE p.username = u.name);
     IF bad IS NOT NULL THEN
