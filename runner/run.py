@@ -6,10 +6,11 @@
   key when the processor never saw it), then `payday.charge_intents()` and one
   processor call per new intent (bounded thread pool, optional requests/second
   ceiling, transient errors retried with the same key), outcomes recorded in batches
-  by `payday.record_outcomes()`; then `payday.pay_tips()`.
+  by `payday.record_outcomes()` in a background thread while the calls go on; then
+  `payday.pay_tips()`.
 * clear:  `payday.clear_pending()`.
 * payout: reconcile `pre` credits, then stream `payday.credits_due()` in batches of
-  CREDIT_BATCH: merchant checks (concurrent), one `payday.credit_intents()` call for the
+  CREDIT_BATCH: merchant checks (concurrent, or one is_merchant_many() request), one `payday.credit_intents()` call for the
   batch's merchants (a name no longer due is left out and logged), credits, outcomes
   recorded in batches; then `payday.finish()`.
 
@@ -28,7 +29,8 @@ makes the runner SIGKILL itself (a real ``kill -9``, not an exception) the n-th 
   after it answered (outcome not recorded). One processor call per job, or per
   micro-batch with a batch API (the sandbox's ``charge_many``): then n counts batches.
   A reconciling job may look its key up before ``before_call``;
-* ``after_record``: a batch of outcomes committed by ``payday.record_outcomes()``;
+* ``after_record``: a batch of outcomes committed by ``payday.record_outcomes()`` (in the
+  recorder thread: processor calls may be going on meanwhile);
 * ``before_pay_tips``, ``during_pay_tips`` (the ``pay_tips()`` query sent to the server,
   its result never read: the server may still commit it), ``after_pay_tips``;
 * ``after_clear``; ``before_credit_intent`` / ``after_credit_intent`` (around each
@@ -63,10 +65,10 @@ EXIT_INVARIANT = 6
 # the bytes b"payday\x00\x01" read as a big-endian bigint.
 LOCK_KEY = 8097887077027872769
 
-FLUSH_EVERY = 200  # outcomes per record_outcomes() call
+FLUSH_EVERY = 1000  # outcomes per record_outcomes() call
 FLUSH_SECONDS = 1.0  # ... or at least this often
 PROGRESS_SECONDS = 5.0
-CREDIT_BATCH = 200  # credits_due rows per merchant-check / intent batch
+CREDIT_BATCH = 1000  # credits_due rows per merchant-check / intent batch
 MICRO_BATCH = 50  # exchanges per call to a processor with a batch API (charge_many...)
 
 
@@ -196,16 +198,18 @@ def exchange_cents(kind: str, amount: Decimal, fee: Decimal) -> int:
 
 
 class _Outcomes:
-    """Buffers outcomes and records them with payday.record_outcomes() from one connection."""
+    """Buffers outcomes and records them with payday.record_outcomes() on the writer
+    connection, in a background thread: the processor calls go on while a batch is being
+    recorded (one batch at a time; its error is raised by the next flush)."""
 
-    def __init__(self, conn: psycopg.Connection):
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection, recorder: ThreadPoolExecutor):
+        self.conn, self.recorder = conn, recorder
         self.ids: list[int] = []
         self.ok: list[bool] = []
         self.errors: list[str | None] = []
         self.refs: list[str | None] = []
         self.last = time.monotonic()
-        self.recorded = 0
+        self.recording: Future[None] | None = None
         self.succeeded = 0
         self.failed = 0
 
@@ -223,19 +227,30 @@ class _Outcomes:
         if len(self.ids) >= FLUSH_EVERY or (self.ids and time.monotonic() - self.last >= FLUSH_SECONDS):
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False) -> None:
+        """Hands the buffer to the recorder once the previous batch is recorded; with
+        `wait`, returns only when everything added so far is recorded."""
         self.last = time.monotonic()
-        if not self.ids:
-            return
+        self._wait()
+        if self.ids:
+            batch = (self.ids, self.ok, self.errors, self.refs)
+            self.ids, self.ok, self.errors, self.refs = [], [], [], []
+            self.recording = self.recorder.submit(self._record, batch)
+        if wait:
+            self._wait()
+
+    def _wait(self) -> None:
+        if self.recording is not None:
+            fut, self.recording = self.recording, None
+            fut.result()
+
+    def _record(self, batch: tuple[list[Any], ...]) -> None:
         try:
             self.conn.execute(
-                "SELECT payday.record_outcomes(%s::bigint[], %s::boolean[], %s::text[], %s::text[])",
-                (self.ids, self.ok, self.errors, self.refs),
+                "SELECT payday.record_outcomes(%s::bigint[], %s::boolean[], %s::text[], %s::text[])", batch
             )
         except psycopg.Error as e:
             raise sql_error(e) from e
-        self.recorded += len(self.ids)
-        self.ids, self.ok, self.errors, self.refs = [], [], [], []
         _crash_point("after_record")
 
 
@@ -390,7 +405,8 @@ class Runner:
         from payday.processors.base import ProcessorError, TransientError
 
         assert self.conn is not None
-        outcomes = _Outcomes(self.conn)
+        recorder = ThreadPoolExecutor(1, thread_name_prefix="payday-record")
+        outcomes = _Outcomes(self.conn, recorder)
         progress = _Progress(self.log, label, total)
         inflight: dict[Future[Any], list[_Job]] = {}
         stop: BaseException | None = None
@@ -441,10 +457,13 @@ class Runner:
                 for fut in list(inflight):
                     if fut.done():
                         collect(fut)
-            outcomes.flush()
-            close = getattr(source, "close", None)
-            if callable(close):
-                close()
+            try:
+                outcomes.flush(wait=True)
+            finally:
+                recorder.shutdown()
+                close = getattr(source, "close", None)
+                if callable(close):
+                    close()
         if progress.done or total:
             self.log.info(
                 "%s: %s (%d succeeded, %d failed)", label, progress.line(), outcomes.succeeded, outcomes.failed
@@ -532,25 +551,36 @@ class Runner:
             if not batch:
                 return
             proc = self.processor(name)
-            checks = [pool.submit(self._is_merchant, proc, r["route"]) for r in batch]
             due: list[str] = []
-            for r, fut in zip(batch, checks):
-                try:
-                    merchant = fut.result()
-                except Exception as e:
-                    from payday.processors.base import ProcessorError, TransientError
-
-                    if isinstance(e, (ProcessorError, TransientError)):
-                        raise ProcessorFailure(
-                            f"{name} merchant check failed for {r['username']}: {redact(_one_line(e))}"
-                        ) from e
-                    raise
+            for r, merchant in zip(batch, self._merchants(pool, proc, name, batch)):
                 if merchant:
                     due.append(r["username"])
                 else:
                     skipped[0] += 1
                     self.log.info("payout of %s to %s skipped: not a merchant at %s", r["payout"], r["username"], name)
             yield from self._credit_intents(due)
+
+    def _merchants(self, pool: ThreadPoolExecutor, proc: Any, name: str, batch: list[dict[str, Any]]) -> list[bool]:
+        """Whether each row's route is a merchant: one is_merchant_many() request when the
+        processor has it (the sandbox), else one is_merchant() request per route in the pool."""
+        from payday.processors.base import ProcessorError, TransientError
+
+        many = getattr(proc, "is_merchant_many", None)
+        routes = [r["route"] for r in batch]
+        who = f"the batch from {batch[0]['username']}"
+        try:
+            if callable(many):
+                found = [bool(m) for m in self._call(lambda: many(routes))]
+                if len(found) != len(routes):
+                    raise ProcessorError(f"is_merchant_many answered {len(found)} of {len(routes)} routes")
+                return found
+            out: list[bool] = []
+            for r, fut in zip(batch, [pool.submit(self._is_merchant, proc, route) for route in routes]):
+                who = r["username"]
+                out.append(fut.result())
+            return out
+        except (ProcessorError, TransientError) as e:
+            raise ProcessorFailure(f"{name} merchant check failed for {who}: {redact(_one_line(e))}") from e
 
     def _is_merchant(self, proc: Any, route: str) -> bool:
         return bool(self._call(lambda: proc.is_merchant(route)))

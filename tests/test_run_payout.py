@@ -15,7 +15,8 @@ import pytest
 
 from payday import run as run_module
 from payday.processors.sandbox import SandboxProcessor
-from payday.run import EXIT_ERROR, RunError, Runner
+from payday.processors.base import ProcessorError
+from payday.run import EXIT_ERROR, EXIT_PROCESSOR, ProcessorFailure, RunError, Runner
 from test_run_sandbox import LOG, _runner, assert_expected_end, counters, run, seeded
 
 
@@ -104,3 +105,59 @@ def test_a_payout_made_by_hand_meanwhile_stops_the_run_and_the_next_run_finishes
     assert _credits(db) == {"bob": ("succeeded", "sandbox"), "carol": ("succeeded", "manual"),
                             "oscar": ("failed", "sandbox")}
     assert db.execute("SELECT * FROM payday.check()").fetchall() == []
+
+
+class _Batched(SandboxProcessor):
+    """The sandbox, noting the size of each is_merchant_many() request."""
+
+    def __init__(self, dsn: str, fail: bool = False):
+        super().__init__(dsn)
+        self.requests: list[int] = []
+        self.fail = fail
+
+    def is_merchant_many(self, routes: Any) -> list[bool]:
+        self.requests.append(len(routes))
+        if self.fail:
+            raise ProcessorError("sandbox: merchant service down")
+        return super().is_merchant_many(routes)
+
+
+def test_merchant_checks_are_one_request_per_batch_when_the_processor_has_is_merchant_many(
+        dsn: str, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_module, "CREDIT_BATCH", 3)
+    seeded(dsn)
+    proc = _Batched(dsn)
+    assert _runner(dsn, proc).run().status == "finished"
+    assert proc.requests == [3, 1]  # bob, carol, heidi; then oscar
+    assert_expected_end(db)
+
+
+def test_a_failed_batch_merchant_check_stops_the_run_before_any_credit_intent(
+        dsn: str, db: psycopg.Connection) -> None:
+    seeded(dsn)
+    with pytest.raises(ProcessorFailure) as err:
+        _runner(dsn, _Batched(dsn, fail=True)).run()
+    assert err.value.exit_code == EXIT_PROCESSOR
+    assert "merchant check failed for the batch from bob" in str(err.value) and "service down" in str(err.value)
+    assert _credits(db) == {}
+    assert run(dsn).status == "finished"
+    assert_expected_end(db)
+
+
+def test_an_error_while_recording_in_the_background_stops_the_run_and_the_next_run_reconciles(
+        dsn: str, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outcomes are recorded in a background thread: its error is raised by the runner, the
+    batch stays pre, and the next run finds the outcomes at the processor by lookup."""
+    real = run_module._Outcomes._record
+
+    def failing(self: Any, batch: Any) -> None:
+        raise RunError("database error (XX000): boom")
+
+    monkeypatch.setattr(run_module._Outcomes, "_record", failing)
+    seeded(dsn)
+    with pytest.raises(RunError, match="boom"):
+        run(dsn)
+    assert db.execute("SELECT count(*) > 0 FROM payday.exchanges WHERE status = 'pre'").fetchone() == (True,)
+    monkeypatch.setattr(run_module._Outcomes, "_record", real)
+    assert run(dsn).status == "finished"
+    assert_expected_end(db)  # each exchange sent once: the second run looked them up

@@ -192,3 +192,7 @@ class SandboxProcessor:
 
     def is_merchant(self, route: str) -> bool:
         return "nomerchant" not in route
+
+    def is_merchant_many(self, routes: Sequence[str]) -> list[bool]:
+        """``is_merchant`` of each route, in the order given (one request for a batch)."""
+        return [self.is_merchant(r) for r in routes]

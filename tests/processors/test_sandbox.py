@@ -56,6 +56,8 @@ def test_credit_succeeds(sandbox: SandboxProcessor) -> None:
 def test_merchants(sandbox: SandboxProcessor) -> None:
     assert sandbox.is_merchant("/v1/accounts/A1")
     assert not sandbox.is_merchant("/v1/accounts/nomerchant-7")
+    assert sandbox.is_merchant_many(["/v1/accounts/nomerchant-7", "/v1/accounts/A1"]) == [False, True]
+    assert sandbox.is_merchant_many([]) == []
 
 
 def test_same_key_twice_records_one_operation(sandbox: SandboxProcessor, sandbox_dsn: str) -> None:
