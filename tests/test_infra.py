@@ -55,6 +55,21 @@ def test_throwaway_cluster() -> None:
     assert not cluster.server_reachable(c.dsn)
 
 
+@pytest.mark.skipif(os.environ.get("PAYDAY_SKIP_CLUSTER_TEST") == "1", reason="PAYDAY_SKIP_CLUSTER_TEST=1")
+def test_a_cluster_with_settings_is_durable_and_uses_them() -> None:
+    """The benchmark's --tuned-server: its settings apply, and durability is not traded away."""
+    try:
+        bindir = cluster.find_bindir()
+    except cluster.ClusterError as exc:
+        pytest.skip(str(exc))
+    with cluster.Cluster(bindir, settings={"shared_buffers": "48MB", "max_wal_size": "2GB"}) as c:
+        with psycopg.connect(c.dsn) as conn:
+            shown = {name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                     for name in ("shared_buffers", "max_wal_size", "fsync", "synchronous_commit", "full_page_writes")}
+    assert shown == {"shared_buffers": "48MB", "max_wal_size": "2GB", "fsync": "on", "synchronous_commit": "on",
+                     "full_page_writes": "on"}
+
+
 def test_cluster_without_binaries_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cluster, "_candidates", lambda: [])
     with pytest.raises(cluster.ClusterError, match="apt-get install postgresql"):
