@@ -1,7 +1,8 @@
 """Fixtures of the hardening tests (roles, append-only ledger, concurrency, bad input).
 
 Every test that uses ``db`` ends with ``payday.check()`` returning no row, unless it is
-marked ``corrupt`` (it damages data on purpose to see the violation detected).
+marked ``corrupt`` (it damages data on purpose to see the violation detected):
+tests/invariants.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from invariants import _invariants_hold_afterwards, pytest_configure  # noqa: F401  (registered here)
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 # The two inserts of the web application, exactly as SPEC 2 writes them.
@@ -25,23 +27,8 @@ INSERT_PARTICIPANT = (
 INSERT_TIP = "INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) VALUES (%s, %s, %s, %s, %s)"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "corrupt: the test damages data on purpose; skip the final payday.check()")
-
-
 def violations(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
     return conn.execute("SELECT * FROM payday.check()").fetchall()
-
-
-@pytest.fixture(autouse=True)
-def _invariants_hold_afterwards(request: pytest.FixtureRequest) -> Iterator[None]:
-    if "db" not in request.fixturenames or request.node.get_closest_marker("corrupt"):
-        yield
-        return
-    db: psycopg.Connection = request.getfixturevalue("db")
-    yield
-    db.execute("RESET ROLE")
-    assert violations(db) == [], "payday.check() after the test"
 
 
 @contextmanager

@@ -1,32 +1,17 @@
 """Fixtures of the SQL tests.
 
 Every test that uses ``db`` ends with ``payday.check()`` returning no row, unless it is
-marked ``corrupt`` (it damages data on purpose to see the violation detected).
+marked ``corrupt`` (it damages data on purpose to see the violation detected):
+tests/invariants.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
+from invariants import _invariants_hold_afterwards, pytest_configure  # noqa: F401  (registered here)
 
-from .world import World, violations
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "corrupt: the test damages data on purpose; skip the final payday.check()")
-
-
-@pytest.fixture(autouse=True)
-def _invariants_hold_afterwards(request: pytest.FixtureRequest) -> Iterator[None]:
-    if "db" not in request.fixturenames or request.node.get_closest_marker("corrupt"):
-        yield
-        return
-    db: psycopg.Connection = request.getfixturevalue("db")
-    yield
-    found = violations(db)
-    assert found == [], f"payday.check() after the test: {found}"
+from .world import World
 
 
 @pytest.fixture
