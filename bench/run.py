@@ -376,7 +376,6 @@ def main(argv: list[str] | None = None) -> int:
         say("== starting a throwaway server: " + " ".join(f"{k}={v}" for k, v in settings.items()))
         with Cluster(settings=settings) as cluster:
             args.dsn = cluster.dsn
-            args.tuned_server = False
             return run_all(args, say)
     return run_all(args, say)
 

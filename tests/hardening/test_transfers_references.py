@@ -64,4 +64,4 @@ def test_a_referenced_participant_cannot_be_deleted(db: psycopg.Connection, tap)
     with db.transaction():
         sql_payday(db, until="clear")
     tippee = db.execute("SELECT tippee FROM payday.transfers LIMIT 1").fetchone()[0]
-    tap.throws_ok(f"DELETE FROM payday.participants WHERE username = '{tippee}'", "23503")
+    tap.throws_ok("DELETE FROM payday.participants WHERE username = %s", "23503", params=(tippee,))
