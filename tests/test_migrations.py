@@ -79,6 +79,27 @@ def test_upgrade_twice_is_a_noop(empty_dsn: str) -> None:
     assert migrate.current(empty_dsn) == migrate.head()
 
 
+def test_upgrade_from_0004_brings_the_function_bodies_of_head(empty_dsn: str) -> None:
+    """0005 changes function bodies only: a database deployed at 0004, with 0004's body of
+    payday.check(), gets head's when it upgrades, and keeps it (harmlessly) when it goes back."""
+    migrate.upgrade(empty_dsn, "0004")
+    head_body = query(empty_dsn, "SELECT prosrc FROM pg_proc WHERE oid = 'payday.check()'::regprocedure")[0][0]
+    assert "ANY (suspicious)" in head_body
+    old_body = head_body.replace("ANY (suspicious)", "ANY (suspicious) AND 0005 IS NOT NULL")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:  # what 0004 shipped, in effect
+        conn.execute("SELECT set_config('check_function_bodies', 'off', false)")
+        definition = conn.execute("SELECT pg_get_functiondef('payday.check()'::regprocedure)").fetchone()[0]
+        conn.execute(definition.replace(head_body, old_body))  # type: ignore[arg-type]
+    body = "SELECT prosrc FROM pg_proc WHERE oid = 'payday.check()'::regprocedure"
+    assert query(empty_dsn, body)[0][0] == old_body
+    migrate.upgrade(empty_dsn)
+    assert migrate.current(empty_dsn) == "0005"
+    assert query(empty_dsn, body)[0][0] == head_body
+    migrate.downgrade(empty_dsn, "0004")
+    assert query(empty_dsn, body)[0][0] == head_body
+    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+
+
 def test_template_copy_is_migrated(dsn: str) -> None:
     assert migrate.current(dsn) == migrate.head()
     assert query(dsn, "SELECT count(*) FROM payday.participants") == [(0,)]

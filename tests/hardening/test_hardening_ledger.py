@@ -219,6 +219,36 @@ def test_check_reports_a_tip_to_a_suspicious_participant_until_reversed(db: psyc
     assert violations(db) == []
 
 
+def test_check_reports_a_suspicious_tipper_and_every_tip_they_paid(db: psycopg.Connection) -> None:
+    community(db)
+    sql_payday(db, until="payout")
+    db.execute("UPDATE payday.participants SET is_suspicious = true WHERE username = 'bob'")
+    rows = violations(db)
+    assert sorted((r[0], r[1]) for r in rows) == [("tip involving a suspicious participant", "bob -> alice"),
+                                                  ("tip involving a suspicious participant", "bob -> carol")]
+    # A manual transfer from someone suspicious is a DBA's decision, not a tip: not reported.
+    db.execute("UPDATE payday.participants SET is_suspicious = false WHERE username = 'bob'")
+    db.execute("UPDATE payday.participants SET is_suspicious = true WHERE username = 'dave'")
+    assert [(r[0], r[1]) for r in violations(db)] == [("tip involving a suspicious participant", "dave -> alice")]
+    db.execute("UPDATE payday.participants SET is_suspicious = false WHERE username = 'dave'")
+    db.execute("SELECT payday.transfer('alice', 'carol', 1.00)")
+    db.execute("UPDATE payday.participants SET is_suspicious = true WHERE username = 'carol'")
+    assert [(r[0], r[1]) for r in violations(db)] == [("tip involving a suspicious participant", "bob -> carol")]
+    db.execute("UPDATE payday.participants SET is_suspicious = false WHERE username = 'carol'")
+    assert violations(db) == []
+
+
+def test_ntippers_counts_people_who_tipped_not_manual_transfers(db: psycopg.Connection) -> None:
+    community(db)
+    pid = sql_payday(db, until="payout")
+    # carol never tips; a manual transfer in the payday adds to ntransfers, not to ntippers.
+    db.execute("SELECT payday.transfer('carol', 'alice', 0.50)")
+    db.execute("SELECT payday.transfer('bob', 'dave', 0.25)")
+    counters = db.execute("SELECT ntippers, ntips, ntransfers FROM payday.paydays WHERE id = %s", (pid,)).fetchone()
+    assert counters == (2, 3, 5)
+    assert violations(db) == []
+
+
 @pytest.mark.corrupt
 def test_check_reports_a_pre_exchange_outside_the_open_payday(db: psycopg.Connection) -> None:
     community(db)
