@@ -69,7 +69,20 @@ FLUSH_EVERY = 1000  # outcomes per record_outcomes() call
 FLUSH_SECONDS = 1.0  # ... or at least this often
 PROGRESS_SECONDS = 5.0
 CREDIT_BATCH = 1000  # credits_due rows per merchant-check / intent batch
-MICRO_BATCH = 50  # exchanges per call to a processor with a batch API (charge_many...)
+# Exchanges per call to a processor with a batch API (the sandbox's charge_many...): a known
+# number of exchanges is spread over the calls in flight, between these bounds.
+MICRO_BATCH = 50
+MAX_MICRO_BATCH = 500
+
+
+def micro_batch_size(expected: int | None, concurrency: int) -> int:
+    """Exchanges per batch-API call when about `expected` of them are on their way (None:
+    not known): two calls per worker for the lot (the runner keeps two calls per worker in
+    flight), at least MICRO_BATCH, at most MAX_MICRO_BATCH. A crash loses at most the
+    outcomes of the calls in flight, which the next run looks up (SPEC 5)."""
+    if not expected or concurrency < 1:
+        return MICRO_BATCH
+    return max(MICRO_BATCH, min(MAX_MICRO_BATCH, -(-expected // (2 * concurrency))))
 
 
 def _kill_at(value: str | None) -> tuple[str, int] | None:
@@ -375,15 +388,16 @@ class Runner:
                 found[i] = o
         return list(zip(jobs, found))
 
-    def _batch_size(self, processor: str, kind: str) -> int:
+    def _batch_size(self, processor: str, kind: str, expected: int | None) -> int:
         proc = self.processors[processor]
         ok = all(callable(getattr(proc, f, None)) for f in (f"{kind}_many", "lookup_many"))
-        return MICRO_BATCH if ok else 1
+        return micro_batch_size(expected, self.concurrency) if ok else 1
 
     # -- the pipeline ---------------------------------------------------------------
 
-    def _tasks(self, jobs: Iterator[_Job]) -> Iterator[list[_Job]]:
-        """Groups consecutive jobs of one processor and kind into micro-batches."""
+    def _tasks(self, jobs: Iterator[_Job], expected: int | None = None) -> Iterator[list[_Job]]:
+        """Groups consecutive jobs of one processor and kind into micro-batches (sized for
+        `expected` jobs, see micro_batch_size)."""
         group: list[_Job] = []
         size = 1
         for job in jobs:
@@ -392,7 +406,7 @@ class Runner:
                 yield group
                 group = []
             if not group:
-                size = self._batch_size(job.processor, job.kind)
+                size = self._batch_size(job.processor, job.kind, expected)
             group.append(job)
             if len(group) >= size:
                 yield group
@@ -400,8 +414,10 @@ class Runner:
         if group:
             yield group
 
-    def _process(self, pool: ThreadPoolExecutor, jobs: Iterable[_Job], label: str, total: int | None) -> _Outcomes:
-        """Runs jobs concurrently, records outcomes in batches; stops on a processor failure."""
+    def _process(self, pool: ThreadPoolExecutor, jobs: Iterable[_Job], label: str, total: int | None,
+                 expected: int | None = None) -> _Outcomes:
+        """Runs jobs concurrently, records outcomes in batches; stops on a processor failure.
+        `expected`: how many jobs come at a time (default `total`), for the micro-batch size."""
         from payday.processors.base import ProcessorError, TransientError
 
         assert self.conn is not None
@@ -411,7 +427,7 @@ class Runner:
         inflight: dict[Future[Any], list[_Job]] = {}
         stop: BaseException | None = None
         source = iter(jobs)
-        tasks = self._tasks(source)
+        tasks = self._tasks(source, expected or total)
 
         def collect(fut: Future[Any]) -> None:
             nonlocal stop
@@ -612,7 +628,7 @@ class Runner:
         skipped = [0]
         # No progress total: counting credits_due() first would be one more pass over every tip.
         self.log.info("payout started: credits_due() in batches of %d (merchant checks, then intents)", CREDIT_BATCH)
-        self._process(pool, self._credit_jobs(pool, skipped), "credits", None)
+        self._process(pool, self._credit_jobs(pool, skipped), "credits", None, expected=CREDIT_BATCH)
         if skipped[0]:
             self.log.info("payout: %d participant(s) skipped (not a merchant)", skipped[0])
 
