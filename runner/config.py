@@ -17,15 +17,12 @@ def resolve_dsn(dsn: str | None = None, env: Mapping[str, str] | None = None) ->
     return re.sub(r"^(postgres(?:ql)?)\+\w+://", "postgresql://", chosen)
 
 
-_URL_PASSWORD = re.compile(r"^(\w+://[^:/@?#]*):[^@/?#]*@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+# Passwords in a DSN (key=value or URL form, with its query string) wherever they appear in
+# a text: a DSN itself, or an error message quoting one.
+_KV_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)")
+_URL_PASSWORD = re.compile(r"(?i)(\w+://[^:/@\s]*:)[^@\s]*@")
 
 
-def redact(dsn: str) -> str:
-    """The DSN with any password replaced by ``***``, safe to log. "" reads as the PG* variables."""
-    if not dsn:
-        return "(libpq PG* environment variables)"
-    if "://" in dsn:
-        return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", dsn))
-    return _KV_PASSWORD.sub(r"\1***", dsn)
+def redact(text: str) -> str:
+    """The text with every password of a DSN in it replaced by ``***``, safe to log or print."""
+    return _URL_PASSWORD.sub(r"\1***@", _KV_PASSWORD.sub(r"\1***", text))

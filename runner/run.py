@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -51,6 +50,8 @@ from typing import Any, Callable, Generator, Iterable, Iterator
 
 import psycopg
 from psycopg.rows import dict_row
+
+from payday.config import redact
 
 # Exit codes (documented in docs/cli.md).
 EXIT_OK = 0
@@ -134,12 +135,6 @@ class ProcessorFailure(RunError):
 
 class InvariantViolation(RunError):
     exit_code = EXIT_INVARIANT
-
-
-def redact(text: str) -> str:
-    """Hide passwords in a DSN or an error message."""
-    text = re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", text)
-    return re.sub(r"(?i)(\w+://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
 def connect(dsn: str, *, autocommit: bool = True, **kw: Any) -> psycopg.Connection:
