@@ -70,6 +70,7 @@ FLUSH_EVERY = 1000  # outcomes per record_outcomes() call
 FLUSH_SECONDS = 1.0  # ... or at least this often
 PROGRESS_SECONDS = 5.0
 CREDIT_BATCH = 1000  # credits_due rows per merchant-check / intent batch
+PAY_TIPS_ATTEMPTS = 3  # pay_tips() refuses (40001) when a participant is renamed while it runs
 # Exchanges per call to a processor with a batch API (the sandbox's charge_many...): a known
 # number of exchanges is spread over the calls in flight, between these bounds.
 MICRO_BATCH = 50
@@ -534,10 +535,23 @@ class Runner:
             self._process(pool, self._pending_jobs("charge", reconcile=False), "charges", n)
         _crash_point("before_pay_tips")
         _crash_point("during_pay_tips", self.conn, b"SELECT * FROM payday.pay_tips()")
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            r = cur.execute("SELECT * FROM payday.pay_tips()").fetchone()
+        r = self._pay_tips()
         _crash_point("after_pay_tips")
         self.log.info("tips paid: %s", _fmt(r))
+
+    def _pay_tips(self) -> dict[str, Any] | None:
+        """payday.pay_tips(), called again when it refused because a participant it pays was
+        renamed or removed while it ran (40001: it wrote nothing)."""
+        assert self.conn is not None
+        for attempt in range(1, PAY_TIPS_ATTEMPTS + 1):
+            try:
+                with self.conn.cursor(row_factory=dict_row) as cur:
+                    return cur.execute("SELECT * FROM payday.pay_tips()").fetchone()
+            except psycopg.errors.SerializationFailure as e:
+                if attempt == PAY_TIPS_ATTEMPTS:
+                    raise
+                self.log.warning("pay_tips() refused (%s); calling it again", _one_line(e))
+        return None
 
     def clear(self) -> None:
         assert self.conn is not None

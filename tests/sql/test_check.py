@@ -62,6 +62,18 @@ def test_ledger_damage_is_reported(db, world: World, damage: str, who: set[str])
     assert {v[1] for v in found if v[0] == "balance differs from ledger"} == who, found
 
 
+def test_ledger_entries_of_no_participant_are_reported(db, world: World) -> None:
+    """Money nobody holds: a transfer naming someone who is not a participant (what a
+    concurrent rename could have left, had pay_tips not refused it) is reported on its own,
+    besides the balance it no longer explains."""
+    _paid_world(db, world)
+    corrupt(db, "UPDATE payday.transfers SET tipper = 'ghost'")
+    assert sorted(_violations(db)) == [
+        ("balance differs from ledger", "alice", "14.32", "7.32"),  # 5.00 + 9.32, the 7.00 tip now ghost's
+        ("ledger entries of no participant", "ghost", "a participant", "no participant; the ledger moves -7.00"),
+    ]
+
+
 def test_pending_outside_a_payday(db, world: World) -> None:
     world.participant("alice")
     db.execute("UPDATE payday.participants SET pending = 0")

@@ -45,12 +45,19 @@ BEGIN
         ), ledger AS (
             SELECT m.username, sum(m.delta) AS delta FROM moves m GROUP BY m.username
         )
-        SELECT 'balance differs from ledger', p.username,
-               (p.opening_balance + coalesce(l.delta, 0))::text,
-               (p.balance + coalesce(p.pending, 0))::text
+        -- A ledger name that is no participant is money nobody holds (a transfer or an
+        -- exchange written for a name that was gone): reported on its own.
+        SELECT CASE WHEN p.username IS NULL THEN 'ledger entries of no participant'
+                    ELSE 'balance differs from ledger' END,
+               coalesce(p.username, l.username),
+               CASE WHEN p.username IS NULL THEN 'a participant'
+                    ELSE (p.opening_balance + coalesce(l.delta, 0))::text END,
+               CASE WHEN p.username IS NULL THEN format('no participant; the ledger moves %s', l.delta)
+                    ELSE (p.balance + coalesce(p.pending, 0))::text END
           FROM payday.participants p
-          LEFT JOIN ledger l ON l.username = p.username
-         WHERE p.balance + coalesce(p.pending, 0) <> p.opening_balance + coalesce(l.delta, 0);
+          FULL JOIN ledger l ON l.username = p.username
+         WHERE p.username IS NULL
+            OR p.balance + coalesce(p.pending, 0) <> p.opening_balance + coalesce(l.delta, 0);
 
     -- Each payday's counters equal what its transfers and exchanges say.
     RETURN QUERY
@@ -141,7 +148,7 @@ COMMENT ON FUNCTION payday.check()
     IS 'Checks the invariants of SPEC 6 and returns one row per violation (what, who, expected, actual); no row '
        'when all hold: at most one open payday; no negative balance or pending; pending NULL outside a payday; '
        'every balance (+ pending) equals opening_balance + succeeded charges - succeeded payouts and their fees '
-       '+ transfers in - transfers out; each payday''s counters equal what its transfers and exchanges say. '
+       '+ transfers in - transfers out, and every name in transfers and succeeded exchanges is a participant; each payday''s counters equal what its transfers and exchanges say. '
        'Also: no tip transfer of the open payday involves a participant who is suspicious (unless reversed); an '
        'exchange''s recorded_at is set iff it is not pre; no pre exchange belongs to any payday but the open one. '
        'Takes no argument; raises nothing.';

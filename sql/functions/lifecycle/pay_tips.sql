@@ -13,7 +13,8 @@ CREATE OR REPLACE FUNCTION payday.pay_tips(
 DECLARE
     pd payday.paydays := payday.require_open_payday(true, 'payin');
     npre bigint;
-    nmoved bigint;
+    moved_out numeric;
+    moved_in numeric;
 BEGIN
     SELECT count(*) INTO npre FROM payday.exchanges WHERE payday_id = pd.id AND status = 'pre';
     IF npre > 0 THEN
@@ -33,8 +34,9 @@ BEGIN
     -- for each short tipper without a funding source the first tip they cannot pay
     -- (ncc_missing, SPEC 4.5: what they owe exceeds their balance exactly when some tip
     -- fails). A tipper pays at least one tip exactly when their first one is paid.
-    -- Every tipper and tippee inserted below is a participant this statement updates: the
-    -- reference check of transfers has nothing to add for it (sql/schema/0004_scale.sql).
+    -- Every tipper and tippee inserted below is a participant this statement updates (it
+    -- checks that it updated each one, below): the reference check of transfers has
+    -- nothing to add for it (sql/schema/0004_scale.sql).
     PERFORM set_config('payday.tip_transfers_xact', pg_current_xact_id()::text, true);
     WITH due AS MATERIALIZED (
         SELECT t.tipper, t.tippee, t.amount,
@@ -69,7 +71,7 @@ BEGIN
                         SELECT tippee, 0, amount FROM due WHERE pays) m
                  GROUP BY username) d
          WHERE p.username = d.username
-        RETURNING 1
+        RETURNING d.paid_out, d.received
     ), figures AS (
         SELECT count(*) FILTER (WHERE pays AND is_first) AS ntippers,
                count(*) FILTER (WHERE pays) AS ntips,
@@ -82,10 +84,21 @@ BEGIN
            f.ntippers, f.ntips,
            f.ntips,  -- one transfer per paid tip (payday.check() compares them with the table)
            f.volume, f.ncc_missing,
-           (SELECT count(*) FROM moved)
-      INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, nmoved
-      FROM figures f;
+           m.paid_out, m.received
+      INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, moved_out, moved_in
+      FROM figures f,
+           (SELECT coalesce(sum(paid_out), 0) AS paid_out, coalesce(sum(received), 0) AS received FROM moved) m;
     PERFORM set_config('payday.tip_transfers_xact', '', true);
+    -- Every name the transfers carry must be a row the UPDATE moved: a participant renamed
+    -- (or removed) by a transaction that committed after this statement's snapshot is
+    -- skipped by the UPDATE, and its transfers would name nobody. Each name pays or receives
+    -- a positive amount, so a skipped one shows in the sums: refuse it all then.
+    IF moved_out <> transfer_volume OR moved_in <> transfer_volume THEN
+        RAISE EXCEPTION 'pay_tips: a participant it pays or credits was renamed or removed while it ran (% of % paid out, % of % received); nothing was paid',
+                        moved_out, transfer_volume, moved_in, transfer_volume
+            USING ERRCODE = '40001',
+                  HINT = 'A concurrent change, not a fault: call payday.pay_tips() again (payday run retries it).';
+    END IF;
 
     UPDATE payday.paydays
        SET nparticipants = paydays.nparticipants + pay_tips.nparticipants,
@@ -105,4 +118,5 @@ COMMENT ON FUNCTION payday.pay_tips() IS
     'each paid tip moves from the tipper''s balance to the tippee''s pending and is recorded in transfers. '
     'Adds nparticipants, ntippers, ntips, ntransfers, transfer_volume and ncc_missing to the payday and moves it to '
     'phase clear. Returns what it added. Raises 55000 when no payday is open, it is not in phase payin, '
-    'or a charge is still pre.';
+    'or a charge is still pre; 40001 (nothing paid, call it again) when a participant it pays or credits was renamed '
+    'or removed by a transaction that committed while it ran.';
