@@ -3,6 +3,11 @@ and the one statement that may skip the check: payday.pay_tips() (0004)."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
+
 import psycopg
 import pytest
 
@@ -67,42 +72,46 @@ def test_a_referenced_participant_cannot_be_deleted(db: psycopg.Connection, tap)
     tap.throws_ok("DELETE FROM payday.participants WHERE username = %s", "23503", params=(tippee,))
 
 
+def renamed_while_paying(db: psycopg.Connection, dsn: str, pay: Callable[[], None]) -> None:
+    """Runs `pay` (something that ends in payday.pay_tips()) in a thread while the web
+    application renames bob in a transaction it commits only once pay_tips() waits for that
+    row: pay_tips() took its snapshot before the rename, and its UPDATE meets the renamed row."""
+    with psycopg.connect(dsn, options="-c lock_timeout=20s") as web:
+        web.execute("UPDATE payday.participants SET username = 'roberto' WHERE username = 'bob'")
+        worker = threading.Thread(target=pay)
+        worker.start()
+        for _ in range(400):
+            waiting = db.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND query LIKE '%pay_tips()%' AND datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+            if waiting == (1,):
+                break
+            time.sleep(0.05)
+        else:
+            web.rollback()
+            worker.join(60)
+            pytest.fail("pay_tips() never waited for the rename")
+        web.commit()
+        worker.join(120)
+
+
 def test_a_rename_committed_during_pay_tips_makes_it_fail_and_rerun_clean(db: psycopg.Connection, dsn: str) -> None:
     """pay_tips() reads the tips in its snapshot; a tipper renamed by the web application in
     between commits before pay_tips() reaches the row, which its UPDATE then skips (the name
     it joins on is gone). Without a check that would insert a transfer from a name nobody has
     and leave the renamed tipper's balance untouched: money from nowhere. It must refuse
     instead (40001, nothing written), and a second call pays everyone under the new name."""
-    import threading
-    import time
-
     community(db)
     sql_payday(db, until="payin")
-    timeouts = "-c lock_timeout=20s -c statement_timeout=60s"
-    with psycopg.connect(dsn, options=timeouts) as web, psycopg.connect(dsn, autocommit=True, options=timeouts) as runner:
-        web.execute("UPDATE payday.participants SET username = 'roberto' WHERE username = 'bob'")  # not committed yet
-        outcome: list[object] = []
+    outcome: list[object] = []
 
-        def pay() -> None:
+    def pay() -> None:
+        with psycopg.connect(dsn, autocommit=True, options="-c lock_timeout=20s") as runner:
             try:
                 outcome.append(runner.execute("SELECT ntransfers FROM payday.pay_tips()").fetchone())
             except psycopg.Error as e:
                 outcome.append(e)
 
-        worker = threading.Thread(target=pay)
-        worker.start()
-        pid = runner.info.backend_pid
-        for _ in range(200):  # until pay_tips waits for the rename's row lock on bob
-            waiting = db.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-            if waiting and waiting[0] == "Lock":
-                break
-            time.sleep(0.05)
-        else:
-            web.rollback()
-            worker.join(30)
-            pytest.fail(f"pay_tips never waited for the rename: {outcome}")
-        web.commit()
-        worker.join(60)
+    renamed_while_paying(db, dsn, pay)
     assert len(outcome) == 1 and isinstance(outcome[0], psycopg.Error), outcome
     err = outcome[0]
     assert err.sqlstate == "40001" and "again" in (err.diag.message_hint or ""), err
@@ -117,33 +126,14 @@ def test_a_rename_committed_during_pay_tips_makes_it_fail_and_rerun_clean(db: ps
 
 def test_the_runner_calls_pay_tips_again_after_a_concurrent_rename(
         db: psycopg.Connection, dsn: str, caplog: pytest.LogCaptureFixture) -> None:
-    import logging
-    import threading
-    import time
-
     from payday.run import run_payday
 
     community(db)
     sql_payday(db, until="payin")  # charges recorded: the runner resumes right before pay_tips
     results: list[object] = []
-    with psycopg.connect(dsn, options="-c lock_timeout=20s") as web:
-        web.execute("UPDATE payday.participants SET username = 'roberto' WHERE username = 'bob'")
-        worker = threading.Thread(target=lambda: results.append(
+    with caplog.at_level(logging.WARNING, logger="payday.tests"):
+        renamed_while_paying(db, dsn, lambda: results.append(
             run_payday(dsn, processor_override="sandbox", concurrency=2, log=logging.getLogger("payday.tests"))))
-        with caplog.at_level(logging.WARNING, logger="payday.tests"):
-            worker.start()
-            for _ in range(400):
-                waiting = db.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'payday' "
-                                     "AND wait_event_type = 'Lock' AND query LIKE '%pay_tips%'").fetchone()
-                if waiting == (1,):
-                    break
-                time.sleep(0.05)
-            else:
-                web.rollback()
-                worker.join(60)
-                pytest.fail(f"the runner's pay_tips never waited for the rename: {results}")
-            web.commit()
-            worker.join(120)
     assert len(results) == 1 and getattr(results[0], "status", None) == "finished", results
     assert any("pay_tips() refused" in r.getMessage() for r in caplog.records), caplog.text
     tippers = {r[0] for r in db.execute("SELECT DISTINCT tipper FROM payday.transfers").fetchall()}
