@@ -25,7 +25,8 @@ def test_resolve_dsn() -> None:
     ("host=db password = 'it\\'s s3cr3t' user=alice", "host=db password = *** user=alice"),
     ("host=db user=alice", "host=db user=alice"),
     # Inside an error message (the runner and the CLI print those through the same function).
-    ('cannot connect to "postgresql://alice:s3cr3t@db/pay": refused', 'cannot connect to "postgresql://alice:***@db/pay": refused'),
+    ('cannot connect to "postgresql://alice:s3cr3t@db/pay": refused',
+     'cannot connect to "postgresql://alice:***@db/pay": refused'),
     ("invalid dsn: host=db PASSWORD=s3cr3t port=x", "invalid dsn: host=db PASSWORD=*** port=x"),
 ])
 def test_redact(dsn: str, shown: str) -> None:

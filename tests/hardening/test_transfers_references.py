@@ -82,7 +82,8 @@ def renamed_while_paying(db: psycopg.Connection, dsn: str, pay: Callable[[], Non
         worker.start()
         for _ in range(400):
             waiting = db.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND query LIKE '%pay_tips()%' AND datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+                                 "AND query LIKE '%pay_tips()%' AND datname = current_database() "
+                                 "AND pid <> pg_backend_pid()").fetchone()
             if waiting == (1,):
                 break
             time.sleep(0.05)
