@@ -72,25 +72,25 @@ def test_a_referenced_participant_cannot_be_deleted(db: psycopg.Connection, tap)
     tap.throws_ok("DELETE FROM payday.participants WHERE username = %s", "23503", params=(tippee,))
 
 
-def renamed_while_paying(db: psycopg.Connection, dsn: str, pay: Callable[[], None]) -> None:
-    """Runs `pay` (something that ends in payday.pay_tips()) in a thread while the web
-    application renames bob in a transaction it commits only once pay_tips() waits for that
-    row: pay_tips() took its snapshot before the rename, and its UPDATE meets the renamed row."""
+def renamed_while(db: psycopg.Connection, dsn: str, work: Callable[[], None], function: str) -> None:
+    """Runs `work` (something that calls payday.<function>) in a thread while the web
+    application renames bob in a transaction it commits only once that call waits for one of
+    the rows the rename locked: the call started before the rename was visible."""
     with psycopg.connect(dsn, options="-c lock_timeout=20s") as web:
         web.execute("UPDATE payday.participants SET username = 'roberto' WHERE username = 'bob'")
-        worker = threading.Thread(target=pay)
+        worker = threading.Thread(target=work)
         worker.start()
         for _ in range(400):
             waiting = db.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND query LIKE '%pay_tips()%' AND datname = current_database() "
-                                 "AND pid <> pg_backend_pid()").fetchone()
+                                 "AND query LIKE %s AND datname = current_database() "
+                                 "AND pid <> pg_backend_pid()", (f"%{function}(%",)).fetchone()
             if waiting == (1,):
                 break
             time.sleep(0.05)
         else:
             web.rollback()
             worker.join(60)
-            pytest.fail("pay_tips() never waited for the rename")
+            pytest.fail(f"{function}() never waited for the rename")
         web.commit()
         worker.join(120)
 
@@ -112,7 +112,7 @@ def test_a_rename_committed_during_pay_tips_makes_it_fail_and_rerun_clean(db: ps
             except psycopg.Error as e:
                 outcome.append(e)
 
-    renamed_while_paying(db, dsn, pay)
+    renamed_while(db, dsn, pay, "pay_tips")
     assert len(outcome) == 1 and isinstance(outcome[0], psycopg.Error), outcome
     err = outcome[0]
     assert err.sqlstate == "40001" and "again" in (err.diag.message_hint or ""), err
@@ -133,10 +133,32 @@ def test_the_runner_calls_pay_tips_again_after_a_concurrent_rename(
     sql_payday(db, until="payin")  # charges recorded: the runner resumes right before pay_tips
     results: list[object] = []
     with caplog.at_level(logging.WARNING, logger="payday.tests"):
-        renamed_while_paying(db, dsn, lambda: results.append(
-            run_payday(dsn, processor_override="sandbox", concurrency=2, log=logging.getLogger("payday.tests"))))
+        renamed_while(db, dsn, lambda: results.append(
+            run_payday(dsn, processor_override="sandbox", concurrency=2, log=logging.getLogger("payday.tests"))),
+            "pay_tips")
     assert len(results) == 1 and getattr(results[0], "status", None) == "finished", results
     assert any("pay_tips() refused" in r.getMessage() for r in caplog.records), caplog.text
     tippers = {r[0] for r in db.execute("SELECT DISTINCT tipper FROM payday.transfers").fetchall()}
     assert tippers == {"roberto", "dave"}
+    assert violations(db) == []
+
+
+def test_a_rename_during_record_outcomes_waits_and_credits_the_new_name(db: psycopg.Connection, dsn: str) -> None:
+    """record_outcomes() locks its exchanges before it reads anything else, and a rename must
+    cascade into them: it waits, then credits the renamed participant. Nothing to refuse."""
+    community(db)
+    db.execute("SELECT payday.start()")
+    ids = [r[0] for r in db.execute("SELECT id FROM payday.charge_intents('manual')").fetchall()]
+    charged = db.execute("SELECT amount FROM payday.exchanges WHERE participant = 'bob'").fetchone()
+    assert ids and charged
+    outcome: list[object] = []
+
+    def record() -> None:
+        with psycopg.connect(dsn, autocommit=True, options="-c lock_timeout=20s") as runner:
+            outcome.append(runner.execute("SELECT payday.record_outcomes(%s::bigint[], %s::boolean[])",
+                                          (ids, [True] * len(ids))).fetchone())
+
+    renamed_while(db, dsn, record, "record_outcomes")
+    assert outcome == [(len(ids),)]
+    assert db.execute("SELECT balance FROM payday.participants WHERE username = 'roberto'").fetchone() == charged
     assert violations(db) == []
