@@ -11,19 +11,28 @@ import pytest
 
 from .conftest import as_role, community, participant, sql_payday, sqlstate_of, tip, violations
 
+# Payday 1's tip transfers of community(), by what they are: since 0006 their ids start at 2^40.
+BOB_CAROL = "(SELECT id FROM payday.transfers WHERE payday_id = 1 AND tipper = 'bob' AND tippee = 'carol')"
+DAVE_ALICE = "(SELECT id FROM payday.transfers WHERE payday_id = 1 AND tipper = 'dave' AND tippee = 'alice')"
+
 # -- transfers and exchanges are append-only, even for the owner ---------------------------------
 
 
 @pytest.mark.parametrize("query", [
     "UPDATE payday.transfers SET amount = amount + 1",
-    "UPDATE payday.transfers SET amount = 0.01 WHERE id = 1",
+    "UPDATE payday.transfers SET amount = 0.01 WHERE id = (SELECT min(id) FROM payday.transfers)",
     "UPDATE payday.transfers SET \"timestamp\" = now() - interval '1 year'",
     "UPDATE payday.transfers SET payday_id = NULL",
     "UPDATE payday.transfers SET context = 'manual'",
     "UPDATE payday.transfers SET tippee = 'carol' WHERE tippee = 'alice'",  # money moved to someone else
-    "UPDATE payday.transfers SET tipper = 'dave', tippee = 'bob' WHERE id = 1",
-    "DELETE FROM payday.transfers WHERE id = 1",
+    "UPDATE payday.transfers SET tipper = 'dave', tippee = 'bob' WHERE id = (SELECT min(id) FROM payday.transfers)",
+    "DELETE FROM payday.transfers WHERE id = (SELECT min(id) FROM payday.transfers)",
     "TRUNCATE payday.transfers CASCADE",
+    # The partitions themselves (0006): the payday's tip transfers and the ledger of the rest.
+    "UPDATE payday.transfers_payday_1 SET amount = amount + 1",
+    "DELETE FROM payday.transfers_payday_1",
+    "TRUNCATE payday.transfers_payday_1 CASCADE",
+    "TRUNCATE payday.transfers_ledger CASCADE",
     "UPDATE payday.exchanges SET amount = 100",
     "UPDATE payday.exchanges SET fee = 0",
     "UPDATE payday.exchanges SET status = 'failed', error = 'x'",  # outcomes are final
@@ -115,7 +124,7 @@ def test_a_rename_cascades_through_the_ledger(db: psycopg.Connection) -> None:
 def test_reversals_are_append_only(db: psycopg.Connection, tap) -> None:
     community(db)
     sql_payday(db)
-    db.execute("SELECT payday.reverse_transfer(2, 'test')")
+    db.execute(f"SELECT payday.reverse_transfer({BOB_CAROL}, 'test')")
     for q in ("UPDATE payday.reversals SET reason = 'other'", "DELETE FROM payday.reversals",
               "TRUNCATE payday.reversals"):
         tap.throws_ok(q, "PD005")
@@ -132,21 +141,21 @@ def test_reverse_transfer_outside_a_payday(db: psycopg.Connection) -> None:
     community(db)
     sql_payday(db)
     before = balances(db)
-    (rid,) = db.execute("SELECT payday.reverse_transfer(2, '  tip sent by mistake ')").fetchone()  # type: ignore[misc]
+    (rid,) = db.execute(f"SELECT payday.reverse_transfer({BOB_CAROL}, '  tip sent by mistake ')").fetchone()  # type: ignore[misc]
     after = balances(db)
     assert after["carol"] == (before["carol"][0] - D("1.00"), None)
     assert after["bob"] == (before["bob"][0] + D("1.00"), None)
     assert db.execute("SELECT tipper, tippee, amount, payday_id, context FROM payday.transfers WHERE id = %s",
                       (rid,)).fetchone() == ("carol", "bob", D("1.00"), None, "manual")
     assert db.execute("SELECT transfer_id, reversal_id, reason FROM payday.reversals").fetchall() == [
-        (2, rid, "tip sent by mistake")]
+        (db.execute(BOB_CAROL).fetchone()[0], rid, "tip sent by mistake")]  # type: ignore[index]
 
 
 def test_reverse_transfer_during_a_payday_waits_in_pending_and_counts(db: psycopg.Connection) -> None:
     community(db)
     sql_payday(db)
     db.execute("SELECT payday.start()")  # a second payday, phase payin: received money goes to pending
-    db.execute("SELECT payday.reverse_transfer(2, 'chargeback')")
+    db.execute(f"SELECT payday.reverse_transfer({BOB_CAROL}, 'chargeback')")
     assert balances(db)["bob"] == (D("2.32"), D("1.00"))
     assert balances(db)["carol"] == (D("0.00"), D("0.00"))
     assert db.execute("SELECT ntransfers, transfer_volume FROM payday.paydays WHERE id = 2").fetchone() == (1, D("1.00"))
@@ -159,7 +168,7 @@ def test_reverse_transfer_during_a_payday_waits_in_pending_and_counts(db: psycop
     ("SELECT payday.reverse_transfer(1, '   ')", "22023"),
     ("SELECT payday.reverse_transfer(-1, 'x')", "P0002"),
     ("SELECT payday.reverse_transfer(999, 'x')", "P0002"),
-    ("SELECT payday.reverse_transfer(3, 'x')", "PD001"),  # alice was paid out: she cannot give 12.00 back
+    (f"SELECT payday.reverse_transfer({DAVE_ALICE}, 'x')", "PD001"),  # alice was paid out: she cannot give 12.00 back
 ])
 def test_reverse_transfer_bad_input(db: psycopg.Connection, tap, query: str, sqlstate: str) -> None:
     community(db)
@@ -170,8 +179,8 @@ def test_reverse_transfer_bad_input(db: psycopg.Connection, tap, query: str, sql
 def test_a_transfer_is_reversed_once(db: psycopg.Connection, tap) -> None:
     community(db)
     sql_payday(db)
-    (rid,) = db.execute("SELECT payday.reverse_transfer(2, 'x')").fetchone()  # type: ignore[misc]
-    tap.throws_ok("SELECT payday.reverse_transfer(2, 'again')", "55000", f"already reversed by transfer {rid}")
+    (rid,) = db.execute(f"SELECT payday.reverse_transfer({BOB_CAROL}, 'x')").fetchone()  # type: ignore[misc]
+    tap.throws_ok(f"SELECT payday.reverse_transfer({BOB_CAROL}, 'again')", "55000", f"already reversed by transfer {rid}")
 
 
 def test_two_dbas_reverse_the_same_transfer_at_once(dsn: str, db: psycopg.Connection) -> None:
@@ -184,7 +193,7 @@ def test_two_dbas_reverse_the_same_transfer_at_once(dsn: str, db: psycopg.Connec
         with psycopg.connect(dsn, autocommit=True) as conn:
             barrier.wait()
             try:
-                results.append(conn.execute("SELECT payday.reverse_transfer(2, 'race')").fetchone()[0])  # type: ignore[index]
+                results.append(conn.execute(f"SELECT payday.reverse_transfer({BOB_CAROL}, 'race')").fetchone()[0])  # type: ignore[index]
             except psycopg.Error as e:
                 results.append(e.sqlstate)
 
@@ -211,7 +220,7 @@ def test_check_reports_a_tip_to_a_suspicious_participant_until_reversed(db: psyc
     with pytest.raises(psycopg.Error) as err:
         db.execute("SELECT payday.finish()")
     assert err.value.sqlstate == "PD004" and "suspicious" in str(err.value)
-    db.execute("SELECT payday.reverse_transfer(2, 'carol is a fraud')")
+    db.execute(f"SELECT payday.reverse_transfer({BOB_CAROL}, 'carol is a fraud')")
     assert violations(db) == []
     sql_payday(db)
     # Closed paydays are history: flagging someone later does not reopen them.

@@ -15,6 +15,13 @@ DECLARE
     npre bigint;
     moved_out numeric;
     moved_in numeric;
+    -- Since schema 0006 a payday's tip transfers are a partition of payday.transfers of
+    -- their own, ids [id * 2^40, (id + 1) * 2^40). A database downgraded to 0005 has no
+    -- partitions: the same statement then inserts into payday.transfers itself.
+    partitioned boolean := (SELECT c.relkind = 'p' FROM pg_class c WHERE c.oid = 'payday.transfers'::regclass);
+    span constant bigint := 1099511627776;  -- 2^40
+    first_id bigint := CASE WHEN partitioned THEN pd.id * span END;
+    target text := CASE WHEN partitioned THEN format('transfers_payday_%s', pd.id) ELSE 'transfers' END;
 BEGIN
     SELECT count(*) INTO npre FROM payday.exchanges WHERE payday_id = pd.id AND status = 'pre';
     IF npre > 0 THEN
@@ -36,28 +43,49 @@ BEGIN
     -- fails). A tipper pays at least one tip exactly when their first one is paid.
     -- Every tipper and tippee inserted below is a participant this statement updates (it
     -- checks that it updated each one, below): the reference check of transfers has
-    -- nothing to add for it (sql/schema/0004_scale.sql).
-    PERFORM set_config('payday.tip_transfers_xact', pg_current_xact_id()::text, true);
+    -- nothing to add for it. The rows go into a table of the payday's own, attached once
+    -- filled and indexed (sql/schema/0006_transfers_partitions.sql), so that check does not
+    -- fire; on a database at schema 0005 they go into payday.transfers, and the statement
+    -- tells the check to let them through (sql/schema/0004_scale.sql).
+    IF partitioned THEN
+        -- The payday's own partition, filled and indexed before anyone else can see it.
+        IF to_regclass(format('payday.%I', target)) IS NOT NULL THEN
+            RAISE EXCEPTION 'pay_tips: table payday.% already exists, payday % cannot put its tip transfers there',
+                            target, pd.id
+                USING ERRCODE = '42P07',
+                      HINT = 'Only pay_tips() creates it. If it is not attached to payday.transfers, a DBA must look at '
+                             'it and drop it; if it is, this payday''s tips were paid (see payday.check()).';
+        END IF;
+        -- Its ids' CHECK is the partition's bound (payday.attach_tip_transfers() attaches it).
+        EXECUTE format('CREATE TABLE payday.%I (LIKE payday.transfers INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
+                       'CONSTRAINT %I CHECK (id >= %s AND id < %s))', target, target || '_ids', first_id, first_id + span);
+    ELSE
+        PERFORM set_config('payday.tip_transfers_xact', pg_current_xact_id()::text, true);
+    END IF;
+    EXECUTE format($sql$
     WITH due AS MATERIALIZED (
-        SELECT t.tipper, t.tippee, t.amount,
+        SELECT t.n, t.tipper, t.tippee, t.amount,
                t.running <= t.balance AS pays,
                t.is_first,
                t.running > t.balance AS stops
           FROM (SELECT d.tipper, d.tippee, d.amount, p.balance,
                        p.balanced_account_uri IS NULL AND p.stripe_customer_id IS NULL AS unfunded,
                        sum(d.amount) OVER w AS running,
-                       row_number() OVER w = 1 AS is_first
+                       row_number() OVER w = 1 AS is_first,
+                       row_number() OVER (ORDER BY d.tipper, d.ctime, d.tippee) AS n  -- w's own sort
                   FROM payday.payday_tips d  -- payday.due_tips, with the tipper's row at hand
                   JOIN payday.participants p
-                    ON p.username = d.tipper AND p.claimed_time < pd.ts_start AND p.is_suspicious IS NOT TRUE
+                    ON p.username = d.tipper AND p.claimed_time < $2 AND p.is_suspicious IS NOT TRUE
                  WHERE d.amount > 0 AND d.tippee_claimed
                 WINDOW w AS (PARTITION BY d.tipper ORDER BY d.ctime, d.tippee ROWS UNBOUNDED PRECEDING)) t
          WHERE t.running <= t.balance
             OR (t.unfunded AND t.running - t.amount <= t.balance)
     ), paid AS (
-        -- In the window's order (tipper, ctime, tippee): transfer ids follow it.
-        INSERT INTO payday.transfers (tipper, tippee, amount, payday_id, context)
-        SELECT tipper, tippee, amount, pd.id, 'tip' FROM due WHERE pays
+        -- Ids follow the window's order (tipper, ctime, tippee): from the partition's first
+        -- id, or from the sequence on a table that is not partitioned (schema 0005).
+        INSERT INTO payday.%I (id, tipper, tippee, amount, payday_id, context)
+        SELECT coalesce($3 + n, nextval('payday.transfers_id_seq')), tipper, tippee, amount, $1, 'tip'
+          FROM due WHERE pays
     ), moved AS (
         -- The balances move by exactly the rows inserted above (both read `due`, which is
         -- materialized once): no RETURNING to buffer a second copy of every transfer.
@@ -85,9 +113,11 @@ BEGIN
            f.ntips,  -- one transfer per paid tip (payday.check() compares them with the table)
            f.volume, f.ncc_missing,
            m.paid_out, m.received
-      INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, moved_out, moved_in
       FROM figures f,
-           (SELECT coalesce(sum(paid_out), 0) AS paid_out, coalesce(sum(received), 0) AS received FROM moved) m;
+           (SELECT coalesce(sum(paid_out), 0) AS paid_out, coalesce(sum(received), 0) AS received FROM moved) m
+      $sql$, target)
+      USING pd.id, pd.ts_start, first_id
+      INTO nparticipants, ntippers, ntips, ntransfers, transfer_volume, ncc_missing, moved_out, moved_in;
     PERFORM set_config('payday.tip_transfers_xact', '', true);
     -- Every name the transfers carry must be a row the UPDATE moved: a participant renamed
     -- (or removed) by a transaction that committed after this statement's snapshot is
@@ -98,6 +128,10 @@ BEGIN
                         moved_out, transfer_volume, moved_in, transfer_volume
             USING ERRCODE = '40001',
                   HINT = 'A concurrent change, not a fault: call payday.pay_tips() again (payday run retries it).';
+    END IF;
+
+    IF partitioned THEN
+        PERFORM payday.attach_tip_transfers(pd.id);
     END IF;
 
     UPDATE payday.paydays
@@ -115,8 +149,10 @@ $$;
 COMMENT ON FUNCTION payday.pay_tips() IS
     'Pays every tip of the open payday in one set-based step (SPEC 4.6): per tipper, oldest relationship first, '
     'skipping zero tips and tippees not claimed before ts_start, stopping at the first tip the balance cannot cover; '
-    'each paid tip moves from the tipper''s balance to the tippee''s pending and is recorded in transfers. '
+    'each paid tip moves from the tipper''s balance to the tippee''s pending and is recorded in transfers, in '
+    'payday.transfers_payday_<id>: a partition of payday.transfers of its own, ids from id * 2^40 in the order paid. '
     'Adds nparticipants, ntippers, ntips, ntransfers, transfer_volume and ncc_missing to the payday and moves it to '
     'phase clear. Returns what it added. Raises 55000 when no payday is open, it is not in phase payin, '
-    'or a charge is still pre; 40001 (nothing paid, call it again) when a participant it pays or credits was renamed '
-    'or removed by a transaction that committed while it ran.';
+    'or a charge is still pre; 42P07 when the table payday.transfers_payday_<id> already exists; 40001 (nothing '
+    'paid, call it again) when a participant it pays or credits was renamed or removed by a transaction that '
+    'committed while it ran.';

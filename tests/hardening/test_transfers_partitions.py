@@ -1,0 +1,139 @@
+"""payday.transfers partitioned by ranges of id (schema 0006): a payday's tip transfers are
+a table of their own, filled, indexed and attached by pay_tips() in its one transaction."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import psycopg
+
+from payday import migrate
+
+from .conftest import as_role, community, sql_payday, sqlstate_of, violations
+
+SPAN = 2**40
+LEDGER = "SELECT id, tipper, tippee, amount, payday_id, context FROM payday.transfers ORDER BY id"
+
+
+def partitions(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT i.inhrelid::regclass::text, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'payday.transfers'::regclass "
+        "ORDER BY c.relname").fetchall()
+
+
+def test_a_paydays_tip_transfers_are_a_partition_of_their_own(db: psycopg.Connection) -> None:
+    community(db)
+    sql_payday(db)
+    db.execute("SELECT payday.transfer('carol', 'dave', 0.50)")
+    assert partitions(db) == [
+        ("payday.transfers_ledger", "FOR VALUES FROM (MINVALUE) TO ('1099511627776')"),
+        ("payday.transfers_payday_1", "FOR VALUES FROM ('1099511627776') TO ('2199023255552')")]
+    # Paid in the window's order (tipper, ctime, tippee), numbered from 2^40 in that order.
+    tips = db.execute("SELECT id, tipper, tippee, amount FROM payday.transfers_payday_1 ORDER BY id").fetchall()
+    assert [t[1:] for t in tips] == [("bob", "alice", D("6.00")), ("bob", "carol", D("1.00")),
+                                     ("dave", "alice", D("12.00"))]
+    assert all(SPAN < t[0] < 2 * SPAN for t in tips)
+    assert db.execute("SELECT tipper, tippee, context FROM payday.transfers_ledger").fetchall() == [
+        ("carol", "dave", "manual")]
+    # Its indexes are partitions of the partitioned table's, and valid.
+    assert db.execute(
+        "SELECT p.relname, c.relname, x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+        "JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE x.indrelid = 'payday.transfers_payday_1'::regclass ORDER BY 1").fetchall() == [
+        ("transfers_payday_idx", "transfers_payday_1_payday_idx", True),
+        ("transfers_pkey", "transfers_payday_1_pkey", True),
+        ("transfers_tippee_idx", "transfers_payday_1_tippee_idx", True),
+        ("transfers_tipper_idx", "transfers_payday_1_tipper_idx", True)]
+    # The next payday gets the next range; the reading roles read both through the parent.
+    sql_payday(db)
+    assert [p[0] for p in partitions(db)][-1] == "payday.transfers_payday_2"
+    assert db.execute("SELECT min(id) > %s FROM payday.transfers WHERE payday_id = 2", (2 * SPAN,)).fetchone() == (True,)
+    with as_role(db, "payday_readonly"):
+        assert db.execute("SELECT count(*) FROM payday.transfers_payday_2").fetchone() == (3,)
+        assert db.execute("SELECT count(*) FROM payday.transfers").fetchone() == (7,)
+    assert violations(db) == []
+
+
+def test_a_partition_is_append_only_on_its_own(db: psycopg.Connection) -> None:
+    community(db)
+    sql_payday(db)
+    for q in ("UPDATE payday.transfers_payday_1 SET amount = 0.01",
+              "DELETE FROM payday.transfers_payday_1",
+              "INSERT INTO payday.transfers_payday_1 (id, tipper, tippee, amount, payday_id, context) "
+              "VALUES (1, 'bob', 'alice', 1, 1, 'tip')"):  # outside the payday's ids
+        assert sqlstate_of(db, q) in ("PD005", "23514"), q
+    # TRUNCATE, refused by the partition's own trigger once the foreign key lets it through.
+    assert sqlstate_of(db, "ALTER TABLE payday.reversals DROP CONSTRAINT reversals_transfer_id_fkey; "
+                           "ALTER TABLE payday.reversals DROP CONSTRAINT reversals_reversal_id_fkey; "
+                           "TRUNCATE payday.transfers_payday_1") == "PD005"
+    assert db.execute("SELECT count(*) FROM payday.transfers_payday_1").fetchone() == (3,)
+
+
+def test_pay_tips_refuses_a_table_in_its_partitions_place(db: psycopg.Connection) -> None:
+    community(db)
+    pid = sql_payday(db, until="payin")
+    db.execute(f"CREATE TABLE payday.transfers_payday_{pid} (x int)")
+    before = db.execute("SELECT username, balance, pending FROM payday.participants ORDER BY 1").fetchall()
+    assert sqlstate_of(db, "SELECT * FROM payday.pay_tips()") == "42P07"
+    assert db.execute("SELECT username, balance, pending FROM payday.participants ORDER BY 1").fetchall() == before
+    assert db.execute("SELECT phase FROM payday.paydays WHERE id = %s", (pid,)).fetchone() == ("payin",)
+    db.execute(f"DROP TABLE payday.transfers_payday_{pid}")  # a DBA looked at it
+    sql_payday(db)
+    assert violations(db) == []
+
+
+def test_attach_tip_transfers_checks_what_it_is_given(db: psycopg.Connection) -> None:
+    community(db)
+    sql_payday(db)
+    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(NULL)") == "22004"
+    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(0)") == "22023"
+    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(9)") == "42P01"
+    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(1)") == "55000"
+    db.execute("CREATE TABLE payday.transfers_payday_9 (LIKE payday.transfers INCLUDING ALL)")
+    db.execute("INSERT INTO payday.transfers_payday_9 (id, tipper, tippee, amount, payday_id, context) "
+               "VALUES (5, 'bob', 'alice', 1, 1, 'tip')")
+    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(9)") == "23514"  # id 5 is not payday 9's
+    db.execute("DROP TABLE payday.transfers_payday_9")
+    with as_role(db, "payday_runner"):
+        assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(1)") == "42501"
+
+
+def test_upgrade_from_0005_keeps_every_transfer_and_goes_back(empty_dsn: str) -> None:
+    """A ledger written at 0005 becomes the first partition; paydays at 0006 get partitions;
+    going back to 0005 folds them into one table again, and going up again splits them out."""
+    migrate.upgrade(empty_dsn, "0005")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        community(conn)
+        sql_payday(conn)  # head's pay_tips on the plain table of 0005
+        conn.execute("SELECT payday.reverse_transfer((SELECT max(id) FROM payday.transfers WHERE tippee = 'carol'), 'x')")
+        at_0005 = conn.execute(LEDGER).fetchall()
+        assert len(at_0005) == 4 and max(r[0] for r in at_0005) < SPAN
+    migrate.upgrade(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        assert conn.execute(LEDGER).fetchall() == at_0005
+        assert [p[0] for p in partitions(conn)] == ["payday.transfers_ledger"]
+        sql_payday(conn)
+        reversed_tip = conn.execute(
+            "SELECT id FROM payday.transfers WHERE payday_id = 2 AND tippee = 'carol'").fetchone()[0]  # type: ignore[index]
+        conn.execute("SELECT payday.reverse_transfer(%s, 'y')", (reversed_tip,))  # across partitions
+        at_0006 = conn.execute(LEDGER).fetchall()
+        assert violations(conn) == []
+    migrate.downgrade(empty_dsn, "0005")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT relkind FROM pg_class WHERE oid = 'payday.transfers'::regclass").fetchone() == ("r",)
+        assert conn.execute(LEDGER).fetchall() == at_0006
+        assert conn.execute("SELECT count(*) FROM payday.reversals r JOIN payday.transfers t ON t.id = r.transfer_id"
+                            ).fetchone() == (2,)
+        assert sqlstate_of(conn, "DELETE FROM payday.transfers") == "PD005"
+        assert violations(conn) == []
+        sql_payday(conn)  # a payday at 0005 again, into the plain table
+        at_0005_again = conn.execute(LEDGER).fetchall()
+    migrate.upgrade(empty_dsn)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        assert conn.execute(LEDGER).fetchall() == at_0005_again
+        assert [p[0] for p in partitions(conn)] == ["payday.transfers_ledger", "payday.transfers_payday_2"]
+        assert violations(conn) == []
+        sql_payday(conn)
+        assert [p[0] for p in partitions(conn)][-1] == "payday.transfers_payday_4"
+        assert violations(conn) == []
