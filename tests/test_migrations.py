@@ -26,6 +26,15 @@ def query(dsn: str, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()  # type: ignore[arg-type]
 
 
+def replace_body(dsn: str, signature: str, body: str, new_body: str) -> None:
+    """Redefines the function `signature` with `new_body` in place of `body`, as an older
+    release would have defined it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT set_config('check_function_bodies', 'off', false)")
+        definition = conn.execute("SELECT pg_get_functiondef(%s::regprocedure)", (signature,)).fetchone()[0]  # type: ignore[index]
+        conn.execute(definition.replace(body, new_body))
+
+
 def schemas(dsn: str) -> set[str]:
     return {r[0] for r in query(dsn, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'payday%'")}
 
@@ -86,10 +95,7 @@ def test_upgrade_from_0004_brings_the_function_bodies_of_head(empty_dsn: str) ->
     head_body = query(empty_dsn, "SELECT prosrc FROM pg_proc WHERE oid = 'payday.check()'::regprocedure")[0][0]
     assert "ANY (suspicious)" in head_body
     old_body = head_body.replace("ANY (suspicious)", "ANY (suspicious) AND 0005 IS NOT NULL")
-    with psycopg.connect(empty_dsn, autocommit=True) as conn:  # what 0004 shipped, in effect
-        conn.execute("SELECT set_config('check_function_bodies', 'off', false)")
-        definition = conn.execute("SELECT pg_get_functiondef('payday.check()'::regprocedure)").fetchone()[0]
-        conn.execute(definition.replace(head_body, old_body))  # type: ignore[arg-type]
+    replace_body(empty_dsn, "payday.check()", head_body, old_body)  # what 0004 shipped, in effect
     body = "SELECT prosrc FROM pg_proc WHERE oid = 'payday.check()'::regprocedure"
     assert query(empty_dsn, body)[0][0] == old_body
     migrate.upgrade(empty_dsn)
@@ -98,6 +104,23 @@ def test_upgrade_from_0004_brings_the_function_bodies_of_head(empty_dsn: str) ->
     migrate.downgrade(empty_dsn, "0004")
     assert query(empty_dsn, body)[0][0] == head_body
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+
+
+def test_upgrade_from_0006_brings_head_pay_tips(empty_dsn: str) -> None:
+    """0007 changes function bodies only: a database at 0006, with 0006's payday.pay_tips()
+    (ids numbered by a second window), gets head's when it upgrades, and keeps it going back."""
+    migrate.upgrade(empty_dsn, "0006")
+    body = "SELECT prosrc FROM pg_proc WHERE oid = 'payday.pay_tips()'::regprocedure"
+    head_body = query(empty_dsn, body)[0][0]
+    assert "row_number() OVER ()" in head_body
+    old_body = head_body.replace("row_number() OVER ()", "row_number() OVER (ORDER BY tipper, tippee)")
+    replace_body(empty_dsn, "payday.pay_tips()", head_body, old_body)  # what 0006 shipped, in effect
+    assert query(empty_dsn, body)[0][0] == old_body
+    migrate.upgrade(empty_dsn)
+    assert migrate.current(empty_dsn) == migrate.head() == "0007"
+    assert query(empty_dsn, body)[0][0] == head_body
+    migrate.downgrade(empty_dsn, "0006")
+    assert query(empty_dsn, body)[0][0] == head_body
 
 
 def test_template_copy_is_migrated(dsn: str) -> None:

@@ -9,7 +9,7 @@ import psycopg
 
 from payday import migrate
 
-from .conftest import as_role, community, sql_payday, sqlstate_of, violations
+from .conftest import as_role, community, participant, sql_payday, sqlstate_of, tip, violations
 
 SPAN = 2**40
 LEDGER = "SELECT id, tipper, tippee, amount, payday_id, context FROM payday.transfers ORDER BY id"
@@ -52,6 +52,24 @@ def test_a_paydays_tip_transfers_are_a_partition_of_their_own(db: psycopg.Connec
     with as_role(db, "payday_readonly"):
         assert db.execute("SELECT count(*) FROM payday.transfers_payday_2").fetchone() == (3,)
         assert db.execute("SELECT count(*) FROM payday.transfers").fetchone() == (7,)
+    assert violations(db) == []
+
+
+def test_tip_transfer_ids_are_dense_in_the_order_paid(db: psycopg.Connection) -> None:
+    """Ids count the paid tips only, from 2^40 + 1, in (tipper, ctime, tippee) order: a
+    tipper's tips it cannot pay, and the tips of a tipper who pays none, leave no gap."""
+    for name, days in (("ann", 50), ("ben", 49), ("cat", 48), ("dan", 47), ("eve", 46)):
+        participant(db, name, days=days)
+    db.execute("UPDATE payday.participants SET balance = 10, opening_balance = 10 WHERE username IN ('ann', 'dan')")
+    tip(db, "ann", "cat", "6.00", days=30)   # paid
+    tip(db, "ann", "ben", "6.00", days=29)   # 12.00 > 10.00: not paid
+    tip(db, "ann", "eve", "3.00", days=28)   # not paid either (the first tip ann cannot cover stops her)
+    tip(db, "ben", "ann", "1.00", days=27)   # ben holds nothing and has no card: none paid
+    tip(db, "dan", "eve", "3.00", days=26)   # paid
+    tip(db, "dan", "ann", "1.00", days=25)   # paid (dan: 4.00 of 10.00)
+    sql_payday(db)
+    assert db.execute("SELECT id - %s, tipper, tippee FROM payday.transfers_payday_1 ORDER BY id",
+                      (SPAN,)).fetchall() == [(1, "ann", "cat"), (2, "dan", "eve"), (3, "dan", "ann")]
     assert violations(db) == []
 
 
