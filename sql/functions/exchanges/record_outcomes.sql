@@ -50,9 +50,15 @@ BEGIN
         RAISE EXCEPTION 'exchange % appears more than once in one call', bad.id USING ERRCODE = '22023';
     END IF;
 
+    -- Each exchange of the batch is looked up by its id (a lateral subquery kept apart with
+    -- OFFSET 0: one primary-key probe per id), whatever the statistics say: right after
+    -- charge_intents() they still count a payday's exchanges as a handful, and a join
+    -- planned from that hashed every exchange of the payday (or every pre one) on each
+    -- call: ~95 ms a call for 1,000 outcomes at 1M, where the probes take ~2 ms.
     -- Lock order everywhere: payday row, then exchanges, then participants.
     PERFORM 1 FROM payday.paydays
-     WHERE id IN (SELECT e.payday_id FROM payday.exchanges e JOIN unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref) ON i.id = e.id)
+     WHERE id IN (SELECT e.payday_id FROM unnest(exchange_ids) AS i(id)
+                   CROSS JOIN LATERAL (SELECT x.payday_id FROM payday.exchanges x WHERE x.id = i.id OFFSET 0) e)
      ORDER BY id FOR UPDATE;
     PERFORM 1 FROM payday.exchanges e
      WHERE e.id IN (SELECT i.id FROM unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref)) ORDER BY e.id FOR UPDATE;
@@ -63,7 +69,8 @@ BEGIN
         RAISE EXCEPTION 'unknown exchange id %', bad.id
             USING ERRCODE = 'P0002', HINT = 'SELECT * FROM payday.pending_exchanges(); lists the exchanges awaiting an outcome.';
     END IF;
-    SELECT e.id, e.status INTO bad FROM unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref) JOIN payday.exchanges e ON e.id = i.id
+    SELECT e.id, e.status INTO bad FROM unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref)
+     CROSS JOIN LATERAL (SELECT x.id, x.status FROM payday.exchanges x WHERE x.id = i.id OFFSET 0) e
      WHERE e.status <> 'pre' AND (e.status = 'succeeded') <> i.ok LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'exchange % is already recorded as %; refusing to record the opposite', bad.id, bad.status
@@ -74,7 +81,8 @@ BEGIN
     -- Apply each outcome exactly once: only exchanges still pre move money or counters.
     WITH todo AS MATERIALIZED (
         SELECT e.id, e.participant, e.kind, e.amount, e.fee, e.payday_id, i.ok, nullif(btrim(i.err), '') AS err, nullif(btrim(i.ref), '') AS ref
-          FROM unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref) JOIN payday.exchanges e ON e.id = i.id
+          FROM unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref)
+         CROSS JOIN LATERAL (SELECT * FROM payday.exchanges x WHERE x.id = i.id OFFSET 0) e
          WHERE e.status = 'pre'
     ), marked AS (
         UPDATE payday.exchanges e
