@@ -50,8 +50,9 @@ BEGIN
         RAISE EXCEPTION 'exchange % appears more than once in one call', bad.id USING ERRCODE = '22023';
     END IF;
 
-    -- Each exchange of the batch is looked up by its id (a lateral subquery kept apart with
-    -- OFFSET 0: one primary-key probe per id), whatever the statistics say: right after
+    -- Where the batch is joined with its exchanges, each is looked up by its id (a lateral
+    -- subquery kept apart with OFFSET 0: one primary-key probe per id; the IN and NOT
+    -- EXISTS forms below already plan as probes), whatever the statistics say: right after
     -- charge_intents() they still count a payday's exchanges as a handful, and a join
     -- planned from that hashed every exchange of the payday (or every pre one) on each
     -- call: ~95 ms a call for 1,000 outcomes at 1M, where the probes take ~2 ms.
