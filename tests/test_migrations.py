@@ -116,11 +116,29 @@ def test_upgrade_from_0006_brings_head_pay_tips(empty_dsn: str) -> None:
     old_body = head_body.replace("row_number() OVER ()", "row_number() OVER (ORDER BY tipper, tippee)")
     replace_body(empty_dsn, "payday.pay_tips()", head_body, old_body)  # what 0006 shipped, in effect
     assert query(empty_dsn, body)[0][0] == old_body
-    migrate.upgrade(empty_dsn)
-    assert migrate.current(empty_dsn) == migrate.head() == "0007"
+    migrate.upgrade(empty_dsn, "0007")
+    assert migrate.current(empty_dsn) == "0007"
     assert query(empty_dsn, body)[0][0] == head_body
     migrate.downgrade(empty_dsn, "0006")
     assert query(empty_dsn, body)[0][0] == head_body
+
+
+def test_upgrade_from_0007_brings_head_pay_tips(empty_dsn: str) -> None:
+    """0008 changes function bodies only: a database at 0007, with 0007's pay_tips() (one
+    sort of every due tip), gets head's when it upgrades, and keeps it going back."""
+    migrate.upgrade(empty_dsn, "0007")
+    body = "SELECT prosrc FROM pg_proc WHERE oid = 'payday.pay_tips()'::regprocedure"
+    head_body = query(empty_dsn, body)[0][0]
+    assert "pays_all" in head_body
+    old_body = head_body.replace("pays_all", "pays_every_tip")
+    replace_body(empty_dsn, "payday.pay_tips()", head_body, old_body)  # stands for what 0007 shipped
+    assert query(empty_dsn, body)[0][0] == old_body
+    migrate.upgrade(empty_dsn)
+    assert migrate.current(empty_dsn) == migrate.head() == "0008"
+    assert query(empty_dsn, body)[0][0] == head_body
+    migrate.downgrade(empty_dsn, "0007")
+    assert query(empty_dsn, body)[0][0] == head_body
+    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 
 def test_template_copy_is_migrated(dsn: str) -> None:

@@ -36,11 +36,14 @@ BEGIN
     -- received goes to pending, so each tipper depends only on their own balance, and every
     -- figure below comes from the one snapshot this statement reads.
     --
-    -- One pass over the due tips (an index-only scan in (tipper, tippee) order, see
-    -- tips_pair_latest_idx) keeps only what the rest needs: the tips that are paid, and
-    -- for each short tipper without a funding source the first tip they cannot pay
-    -- (ncc_missing, SPEC 4.5: what they owe exceeds their balance exactly when some tip
-    -- fails). A tipper pays at least one tip exactly when their first one is paid.
+    -- The due tips are read once (`d`: an index-only scan in (tipper, tippee) order, see
+    -- tips_pair_latest_idx) and summed per tipper (`tippers`). A tipper whose balance covers
+    -- all they owe pays every tip, in whatever order: only the others (the few left short
+    -- after the charges: no card, a failed charge, not yet reviewed) need their tips sorted
+    -- and a running total, which is what used to sort every due tip of the payday
+    -- (bench/README.md, sixth round). ncc_missing (SPEC 4.5) counts the short tippers
+    -- without a funding source: what they owe exceeds their balance exactly when some tip
+    -- of theirs fails.
     -- Every tipper and tippee inserted below is a participant this statement updates (it
     -- checks that it updated each one, below): the reference check of transfers has
     -- nothing to add for it. The rows go into a table of the payday's own, attached once
@@ -63,54 +66,61 @@ BEGIN
         PERFORM set_config('payday.tip_transfers_xact', pg_current_xact_id()::text, true);
     END IF;
     EXECUTE format($sql$
-    WITH due AS MATERIALIZED (
-        SELECT t.tipper, t.tippee, t.amount,
-               t.running <= t.balance AS pays,
-               t.is_first,
-               t.running > t.balance AS stops
-          FROM (SELECT d.tipper, d.tippee, d.amount, p.balance,
-                       p.balanced_account_uri IS NULL AND p.stripe_customer_id IS NULL AS unfunded,
-                       sum(d.amount) OVER w AS running,
-                       row_number() OVER w = 1 AS is_first
-                  -- Sorted once in w's order: the merge join with participants (on tipper)
-                  -- keeps it, and the window needs no second, incremental sort.
-                  FROM (SELECT d.tipper, d.tippee, d.amount, d.ctime  -- payday.due_tips, with the tipper's row at hand
-                          FROM payday.payday_tips d
-                         WHERE d.amount > 0 AND d.tippee_claimed
-                         ORDER BY d.tipper, d.ctime, d.tippee) d
-                  JOIN payday.participants p
-                    ON p.username = d.tipper AND p.claimed_time < $2 AND p.is_suspicious IS NOT TRUE
-                WINDOW w AS (PARTITION BY d.tipper ORDER BY d.ctime, d.tippee ROWS UNBOUNDED PRECEDING)) t
-         WHERE t.running <= t.balance
-            OR (t.unfunded AND t.running - t.amount <= t.balance)
+    WITH d AS MATERIALIZED (
+        SELECT d.tipper, d.tippee, d.amount, d.ctime  -- payday.due_tips, before the tipper is looked at
+          FROM payday.payday_tips d
+         WHERE d.amount > 0 AND d.tippee_claimed
+    ), tippers AS MATERIALIZED (
+        SELECT o.tipper, o.owed, o.owed <= p.balance AS pays_all, p.balance,
+               p.balanced_account_uri IS NULL AND p.stripe_customer_id IS NULL AS unfunded
+          FROM (SELECT d.tipper, sum(d.amount) AS owed FROM d GROUP BY d.tipper) o
+          JOIN payday.participants p
+            ON p.username = o.tipper AND p.claimed_time < $2 AND p.is_suspicious IS NOT TRUE
+    ), due AS MATERIALIZED (
+        -- The tips paid: all of those who can pay all, then the short tippers' in order
+        -- until the first they cannot cover.
+        SELECT d.tipper, d.tippee, d.amount, true AS pays_all
+          FROM d JOIN tippers t ON t.tipper = d.tipper
+         WHERE t.pays_all
+        UNION ALL
+        SELECT s.tipper, s.tippee, s.amount, false
+          FROM (SELECT d.tipper, d.tippee, d.amount, t.balance,
+                       sum(d.amount) OVER (PARTITION BY d.tipper ORDER BY d.ctime, d.tippee
+                                           ROWS UNBOUNDED PRECEDING) AS running
+                  FROM d JOIN tippers t ON t.tipper = d.tipper
+                 WHERE NOT t.pays_all) s
+         WHERE s.running <= s.balance
     ), paid AS (
-        -- Ids: from the partition's first id, numbered as this one pass over `due` reads it
-        -- (materialized in w's order: tipper, ctime, tippee), not by a second window over
-        -- every due tip (with the one sort above: bench/README.md, fifth round). From
-        -- the sequence on a table that is not partitioned (schema 0005).
+        -- Ids: dense from the partition's first id, numbered as this one pass reads `due`
+        -- (their order is not a contract); from the sequence on a table that is not
+        -- partitioned (schema 0005).
         INSERT INTO payday.%I (id, tipper, tippee, amount, payday_id, context)
         SELECT coalesce($3 + row_number() OVER (), nextval('payday.transfers_id_seq')), tipper, tippee, amount, $1, 'tip'
-          FROM due WHERE pays
+          FROM due
     ), moved AS (
         -- The balances move by exactly the rows inserted above (both read `due`, which is
-        -- materialized once): no RETURNING to buffer a second copy of every transfer.
+        -- materialized once): no RETURNING to buffer a second copy of every transfer. Who
+        -- pays all pays what they owe, summed already.
         UPDATE payday.participants p
            SET balance = p.balance - d.paid_out,
                pending = CASE WHEN d.received > 0 THEN coalesce(p.pending, 0) + d.received
                               ELSE p.pending END
           FROM (SELECT username, sum(paid_out) AS paid_out, sum(received) AS received
-                  FROM (SELECT tipper AS username, amount AS paid_out, 0 AS received FROM due WHERE pays
+                  FROM (SELECT tipper AS username, owed AS paid_out, 0 AS received FROM tippers WHERE pays_all
                         UNION ALL
-                        SELECT tippee, 0, amount FROM due WHERE pays) m
+                        SELECT tipper, amount, 0 FROM due WHERE NOT pays_all
+                        UNION ALL
+                        SELECT tippee, 0, amount FROM due) m
                  GROUP BY username) d
          WHERE p.username = d.username
         RETURNING d.paid_out, d.received
     ), figures AS (
-        SELECT count(*) FILTER (WHERE pays AND is_first) AS ntippers,
-               count(*) FILTER (WHERE pays) AS ntips,
-               coalesce(sum(amount) FILTER (WHERE pays), 0) AS volume,
+        SELECT (SELECT count(*) FROM tippers WHERE pays_all)
+                   + (SELECT count(DISTINCT tipper) FROM due WHERE NOT pays_all) AS ntippers,
+               count(*) AS ntips,
+               coalesce(sum(amount), 0) AS volume,
                -- Short of money with no funding source at all (SPEC 4.5).
-               count(*) FILTER (WHERE stops) AS ncc_missing
+               (SELECT count(*) FROM tippers WHERE NOT pays_all AND unfunded) AS ncc_missing
           FROM due
     )
     SELECT (SELECT count(*) FROM payday.payday_participants),
@@ -155,7 +165,7 @@ COMMENT ON FUNCTION payday.pay_tips() IS
     'Pays every tip of the open payday in one set-based step (SPEC 4.6): per tipper, oldest relationship first, '
     'skipping zero tips and tippees not claimed before ts_start, stopping at the first tip the balance cannot cover; '
     'each paid tip moves from the tipper''s balance to the tippee''s pending and is recorded in transfers, in '
-    'payday.transfers_payday_<id>: a partition of payday.transfers of its own, ids id * 2^40 + 1, + 2, ... in the order paid. '
+    'payday.transfers_payday_<id>: a partition of payday.transfers of its own, ids id * 2^40 + 1, + 2, ... (dense; their order is not a contract). '
     'Adds nparticipants, ntippers, ntips, ntransfers, transfer_volume and ncc_missing to the payday and moves it to '
     'phase clear. Returns what it added. Raises 55000 when no payday is open, it is not in phase payin, '
     'or a charge is still pre; 42P07 when the table payday.transfers_payday_<id> already exists; 40001 (nothing '
