@@ -214,6 +214,20 @@ def machine() -> dict[str, Any]:
 
 # -- one size -----------------------------------------------------------------------------------
 
+def settle(dsn: str) -> float | None:
+    """CHECKPOINT after the load, as after any bulk load: a weekly payday starts on a server
+    whose data is on disk, not one still writing out the gigabytes just loaded (at 1m the
+    effect was inside the run-to-run spread: bench/README.md, sixth round). Seconds taken,
+    or None when the role may not checkpoint (then the payday runs as it is)."""
+    t0 = time.perf_counter()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+    except psycopg.Error:
+        return None
+    return time.perf_counter() - t0
+
+
 def bench_size(args: argparse.Namespace, size: str, baseline: bool, say: Any) -> dict[str, Any]:
     name = f"{args.prefix}_{size.lower()}"
     base_name = f"{name}_baseline"
@@ -224,6 +238,7 @@ def bench_size(args: argparse.Namespace, size: str, baseline: bool, say: Any) ->
     try:
         if baseline:
             base_dsn = generate.create_database(args.dsn, base_name, template=name)
+        out["checkpoint_s"] = settle(args.dsn)
         say(f"== {size}: payday through the runner (sandbox, concurrency {args.concurrency})")
         child = run_child(dsn, args.concurrency, 0.0, args.verbose)
         out["payday"] = child

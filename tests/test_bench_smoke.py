@@ -53,6 +53,7 @@ def test_bench_1k_end_to_end(pg_server, tmp_path: Path) -> None:  # type: ignore
     assert set(payday["phases"]) == set(bench_run.PHASES)
     assert payday["rows"]["tips"] > 0 and payday["rows"]["payin charges"] > 0 and payday["rows"]["payout"] > 0
     assert size["generate"]["participants"] == 1_000 and size["generate"]["tips"] == 10_000
+    assert isinstance(size["checkpoint_s"], float)  # the load was checkpointed before the payday
     baseline = size["baseline"]
     assert baseline["finished"] and baseline["same_result"]
     assert baseline["check_violations"] == 0
