@@ -106,37 +106,28 @@ def test_upgrade_from_0004_brings_the_function_bodies_of_head(empty_dsn: str) ->
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 
-def test_upgrade_from_0006_brings_head_pay_tips(empty_dsn: str) -> None:
-    """0007 changes function bodies only: a database at 0006, with 0006's payday.pay_tips()
-    (ids numbered by a second window), gets head's when it upgrades, and keeps it going back."""
-    migrate.upgrade(empty_dsn, "0006")
+@pytest.mark.parametrize("base, revision, head_marker, old_marker", [
+    # 0007: ids numbered in the insert's one pass, not by a second window.
+    ("0006", "0007", "row_number() OVER ()", "row_number() OVER (ORDER BY tipper, tippee)"),
+    # 0008: only the short tippers' tips sorted.
+    ("0007", "0008", "pays_all", "pays_every_tip"),
+])
+def test_upgrade_brings_head_pay_tips(empty_dsn: str, base: str, revision: str, head_marker: str,
+                                      old_marker: str) -> None:
+    """0007 and 0008 change function bodies only: a database at the revision before, with
+    that release's payday.pay_tips() (stood for by head's with a marker changed), gets head's
+    when it upgrades, and keeps it going back."""
+    migrate.upgrade(empty_dsn, base)
     body = "SELECT prosrc FROM pg_proc WHERE oid = 'payday.pay_tips()'::regprocedure"
     head_body = query(empty_dsn, body)[0][0]
-    assert "row_number() OVER ()" in head_body
-    old_body = head_body.replace("row_number() OVER ()", "row_number() OVER (ORDER BY tipper, tippee)")
-    replace_body(empty_dsn, "payday.pay_tips()", head_body, old_body)  # what 0006 shipped, in effect
+    assert head_marker in head_body
+    old_body = head_body.replace(head_marker, old_marker)
+    replace_body(empty_dsn, "payday.pay_tips()", head_body, old_body)
     assert query(empty_dsn, body)[0][0] == old_body
-    migrate.upgrade(empty_dsn, "0007")
-    assert migrate.current(empty_dsn) == "0007"
+    migrate.upgrade(empty_dsn, revision)
+    assert migrate.current(empty_dsn) == revision
     assert query(empty_dsn, body)[0][0] == head_body
-    migrate.downgrade(empty_dsn, "0006")
-    assert query(empty_dsn, body)[0][0] == head_body
-
-
-def test_upgrade_from_0007_brings_head_pay_tips(empty_dsn: str) -> None:
-    """0008 changes function bodies only: a database at 0007, with 0007's pay_tips() (one
-    sort of every due tip), gets head's when it upgrades, and keeps it going back."""
-    migrate.upgrade(empty_dsn, "0007")
-    body = "SELECT prosrc FROM pg_proc WHERE oid = 'payday.pay_tips()'::regprocedure"
-    head_body = query(empty_dsn, body)[0][0]
-    assert "pays_all" in head_body
-    old_body = head_body.replace("pays_all", "pays_every_tip")
-    replace_body(empty_dsn, "payday.pay_tips()", head_body, old_body)  # stands for what 0007 shipped
-    assert query(empty_dsn, body)[0][0] == old_body
-    migrate.upgrade(empty_dsn)
-    assert migrate.current(empty_dsn) == migrate.head() == "0008"
-    assert query(empty_dsn, body)[0][0] == head_body
-    migrate.downgrade(empty_dsn, "0007")
+    migrate.downgrade(empty_dsn, base)
     assert query(empty_dsn, body)[0][0] == head_body
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
