@@ -116,6 +116,43 @@ def test_upgrade_brings_head_function_bodies(empty_dsn: str, base: str, revision
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 
+def test_0009_drops_the_status_indexes_of_exchanges_and_downgrades(empty_dsn: str) -> None:
+    """0009: no index of exchanges keyed on status (an outcome is then a HOT update), none
+    on idempotency_key (the primary key makes it unique), half of each new page left free;
+    a pre exchange made at 0008 is still found and recorded after the upgrade, and the
+    downgrade puts both indexes back over the rows present."""
+    def indexes() -> set[str]:
+        return {r[0] for r in query(empty_dsn, "SELECT indexrelid::regclass::text FROM pg_index "
+                                               "WHERE indrelid = 'payday.exchanges'::regclass")}
+
+    def options() -> list[str] | None:
+        return query(empty_dsn, "SELECT reloptions FROM pg_class WHERE oid = 'payday.exchanges'::regclass")[0][0]
+
+    dropped = {"payday.exchanges_pre_idx", "payday.exchanges_idempotency_key_idx"}
+    migrate.upgrade(empty_dsn, "0008")
+    assert dropped <= indexes() and options() is None
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
+                     "stripe_customer_id) VALUES ('alice', '2013-04-01', false, 1.00, 'cus_a'), "
+                     "('bob', '2013-04-01', false, 0, NULL)")
+        conn.execute("INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
+                     "VALUES ('2013-04-02', '2013-04-02', 'alice', 'bob', 5.00)")
+        conn.execute("SELECT payday.start()")
+        (xid,) = conn.execute("SELECT payday.charge_intent('alice')").fetchone()  # type: ignore[misc]
+    migrate.upgrade(empty_dsn, "0009")
+    assert indexes() & dropped == set() and options() == ["fillfactor=50"]
+    assert query(empty_dsn, "SELECT id, status FROM payday.pending_exchanges()") == [(xid, "pre")]
+    query(empty_dsn, f"SELECT payday.record_outcomes(ARRAY[{xid}]::bigint[], ARRAY[true])")
+    assert query(empty_dsn, "SELECT count(*) FROM payday.pending_exchanges()") == [(0,)]
+    migrate.downgrade(empty_dsn, "0008")
+    assert dropped <= indexes() and options() is None
+    assert query(empty_dsn, "SELECT indisunique FROM pg_index "
+                            "WHERE indexrelid = 'payday.exchanges_idempotency_key_idx'::regclass") == [(True,)]
+    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+    migrate.upgrade(empty_dsn)
+    assert migrate.current(empty_dsn) == migrate.head() and indexes() & dropped == set()
+
+
 def test_template_copy_is_migrated(dsn: str) -> None:
     assert migrate.current(dsn) == migrate.head()
     assert query(dsn, "SELECT count(*) FROM payday.participants") == [(0,)]

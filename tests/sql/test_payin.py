@@ -323,3 +323,27 @@ def test_outcome_text_is_normalised(db, world: World, tap) -> None:
     x = row(db, "SELECT * FROM payday.charge_outcome(%s, false, '  insufficient funds ')", (c,))
     assert (x["status"], x["error"]) == ("failed", "insufficient funds")
     assert participant(db, "carol")["last_bill_result"] == "insufficient funds"
+
+
+def test_an_outcome_is_written_in_place(db, world: World, tap) -> None:
+    """Schema 0009: no index of exchanges is keyed on status and its pages keep room, so
+    recording an outcome is a heap-only (HOT) update: no new index entry per outcome."""
+    world.participant("bob")
+    payers = [f"payer{i:02d}" for i in range(12)]
+    for name in payers:
+        world.participant(name, balance="1.00", stripe=f"cus_{name}" + ("_fail" if name.endswith("3") else ""))
+        world.tip(name, "bob", "5.00")
+    start(db)
+    made = rows(db, "SELECT id, route FROM payday.charge_intents()")
+    assert len(made) == len(payers)
+    tap.results_eq("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'payday.exchanges'::regclass "
+                   "ORDER BY 1", [("payday.exchanges_one_per_kind_idx",), ("payday.exchanges_participant_idx",),
+                                  ("payday.exchanges_pkey",)])
+    with db.transaction():
+        assert Driver(db).record([(x["id"], x["route"]) for x in made], "card declined") == len(payers)
+        updated, hot = db.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                                  "WHERE relid = 'payday.exchanges'::regclass").fetchone()
+    assert (updated, hot) == (len(payers), len(payers))
+    tap.results_eq("SELECT status, count(*)::int FROM payday.exchanges GROUP BY status ORDER BY status",
+                   [("failed", 1), ("succeeded", len(payers) - 1)])
+    tap.results_eq("SELECT id FROM payday.pending_exchanges()", [])
