@@ -236,13 +236,16 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
 
 
-def one_payday(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
+def one_payday(args: argparse.Namespace, dsn: str, say: Any) -> dict[str, Any]:
     """One payday through the runner on the freshly loaded `dsn`: the server checkpointed
     first, then rows per phase and payday.check() read afterwards."""
     out: dict[str, Any] = {"checkpoint_s": settle(args.dsn)}
     out.update(run_child(dsn, args.concurrency, 0.0, args.verbose))
     out["rows"] = rows_per_phase(dsn, out["payday_id"])
-    out["check_violations"] = len(violations(dsn))
+    bad = violations(dsn)
+    out["check_violations"] = len(bad)
+    if bad:
+        say(f"   payday.check() reports {len(bad)} violation(s), e.g. {bad[:3]}")
     return out
 
 
@@ -262,14 +265,12 @@ def bench_size(args: argparse.Namespace, size: str, baseline: bool, say: Any) ->
         for i in range(args.repeat):
             last = i == args.repeat - 1
             say(f"== {size}: generating {name}" + (f" (payday {i + 1} of {args.repeat})" if args.repeat > 1 else ""))
-            if runs and not args.keep:
-                generate.drop_database(args.dsn, name)
             dsn, stats = generate.fresh_community(args.dsn, name, size, args.seed, log=say)
             out["generate"] = stats.as_dict()
             if baseline and last:
                 base_dsn = generate.create_database(args.dsn, base_name, template=name)
             say(f"== {size}: payday through the runner (sandbox, concurrency {args.concurrency})")
-            runs.append(one_payday(args, dsn))
+            runs.append(one_payday(args, dsn, say))
         child = median_run(runs)
         out["checkpoint_s"] = child["checkpoint_s"]
         out["payday"] = {k: v for k, v in child.items() if k != "checkpoint_s"}
@@ -277,8 +278,6 @@ def bench_size(args: argparse.Namespace, size: str, baseline: bool, say: Any) ->
         out["payday"]["check_violations"] = max(r["check_violations"] for r in runs)
         if any(r["status"] != "finished" for r in runs):
             out["payday"]["status"] = "not finished in every run"
-        if out["payday"]["check_violations"]:
-            say(f"   payday.check() reports violations after a run: {[r['check_violations'] for r in runs]}")
         if baseline:
             say(f"== {size}: baseline (row by row) on {base_name}, timeout {args.baseline_timeout:.0f}s")
             b = run_baseline(base_dsn, timeout=args.baseline_timeout)
@@ -402,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=generate.DEFAULT_SEED)
     ap.add_argument("--concurrency", type=int, default=8, help="runner concurrency for the paydays")
     ap.add_argument("--repeat", type=int, default=1,
-                    help="paydays per size, each on the size loaded afresh; figures and ratio are the "
-                         "median run's, every run's total is in the JSON (default 1)")
+                    help="paydays per size, each on the size loaded afresh (--keep keeps the last load); figures "
+                         "and ratio are the median run's, every run's total is in the JSON (default 1)")
     ap.add_argument("--latency", type=float, default=0.0,
                     help="with --charges: sandbox latency in seconds for the external-call figure (e.g. 0.1)")
     ap.add_argument("--charges", type=int, default=10_000, help="charges of the external-call figure")
