@@ -211,8 +211,64 @@ def machine() -> dict[str, Any]:
             mem = int(f.readline().split()[1]) // 1024
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "memory_mb": mem, "python": platform.python_version(),
+    return {"cores": os.cpu_count(), "memory_mb": mem, "cpu": cpu_model(), "python": platform.python_version(),
             "platform": platform.platform()}
+
+
+def cpu_model() -> str:
+    """The processor's name as the kernel gives it (/proc/cpuinfo), else platform's."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# A fixed statement of the payday's kind (numeric sums hashed by a text key, one backend):
+# the server's CPU speed, which our side of the ratio follows.
+CPU_PROBE = """
+SELECT count(*), sum(s) FROM (
+    SELECT 'p' || (i % 20000) AS k, sum((i % 2400)::numeric(35,2) / 100) AS s
+      FROM generate_series(1, 400000) i GROUP BY 1) g
+"""
+
+
+def probes(dsn: str, runs: int = 5, commits: int = 200) -> dict[str, float]:
+    """Three figures of the machine, so that runs on different machines can be read side by
+    side (medians): `cpu_ms`, CPU_PROBE's time (`runs` of it, after one warm-up);
+    `roundtrip_ms`, a `SELECT 1` as the client sees it; `commit_ms`, an autocommit single-row
+    INSERT (a round trip and a WAL flush). The report sets the last two against the
+    baseline's queries and commits (`commits` of each)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET jit = off")
+        conn.execute("SET work_mem = '256MB'")
+        conn.execute(CPU_PROBE)
+        cpu: list[float] = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            conn.execute(CPU_PROBE).fetchall()
+            cpu.append(time.perf_counter() - t0)
+        trip: list[float] = []
+        for _ in range(commits):
+            t0 = time.perf_counter()
+            conn.execute("SELECT 1").fetchone()
+            trip.append(time.perf_counter() - t0)
+        table = f"bench_probe_commits_{os.getpid()}"  # a logged table: its commits flush WAL
+        conn.execute(f"CREATE TABLE {table} (i integer)")
+        try:
+            commit: list[float] = []
+            for i in range(commits):
+                t0 = time.perf_counter()
+                conn.execute(f"INSERT INTO {table} VALUES (%s)", (i,))
+                commit.append(time.perf_counter() - t0)
+        finally:
+            conn.execute(f"DROP TABLE {table}")
+    return {"cpu_ms": round(1000 * sorted(cpu)[len(cpu) // 2], 2),
+            "roundtrip_ms": round(1000 * sorted(trip)[len(trip) // 2], 3),
+            "commit_ms": round(1000 * sorted(commit)[len(commit) // 2], 3)}
 
 
 # -- one size -----------------------------------------------------------------------------------
@@ -336,6 +392,12 @@ def _fmt_s(x: float | None) -> str:
 def report(results: dict[str, Any]) -> str:
     lines: list[str] = []
     sizes = results["sizes"]
+    m, probe = results.get("machine", {}), results.get("probes")
+    if m:
+        lines.append(f"machine: {m.get('cpu', 'unknown')}, {m.get('cores')} cores, {m.get('memory_mb', 0) / 1024:.1f} GiB")
+    if probe:
+        lines.append(f"  probes: a fixed aggregate (bench.run.CPU_PROBE) {probe['cpu_ms']:.0f} ms on one core; "
+                     f"a SELECT 1 {probe['roundtrip_ms']:.3f} ms; an autocommit INSERT {probe['commit_ms']:.3f} ms")
     for r in sizes:
         p = r["payday"]
         lines.append(f"\n{r['size']}: {r['generate']['participants']} participants, {r['generate']['tips']} tips "
@@ -358,6 +420,10 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"  baseline (row by row): {b['estimated_seconds']:.1f}s{est}, {b['queries']:,} queries, "
                          f"{b['commits']:,} commits; same result: {'-' if same is None else same}; "
                          f"set-based is {r['ratio']:.0f}x faster")
+            if probe:
+                lines.append(f"  (at the probes' figures its queries would take ~{b['queries'] * probe['roundtrip_ms'] / 1000:.1f} s "
+                             f"as bare round trips, and its commits ~{b['commits'] * probe['commit_ms'] / 1000:.1f} s "
+                             "as bare autocommit INSERTs)")
     if sizes:
         lines.append("\nside by side")
         head = f"  {'':<22}" + "".join(f"{r['size']:>12}" for r in sizes)
@@ -456,7 +522,8 @@ def run_all(args: argparse.Namespace, say: Any) -> int:
     for s in sizes:
         generate.parse_size(s)
     baseline_sizes = {s.strip().lower() for s in args.baseline_sizes.split(",") if s.strip()}
-    results: dict[str, Any] = {"machine": machine(), "server": server_facts(args.dsn), "seed": args.seed,
+    results: dict[str, Any] = {"machine": machine(), "server": server_facts(args.dsn), "probes": probes(args.dsn),
+                               "seed": args.seed,
                                "concurrency": args.concurrency, "sizes": [], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     for s in sizes:
         results["sizes"].append(bench_size(args, s, s in baseline_sizes, say))

@@ -49,6 +49,32 @@ def test_median_run_is_the_middle_total() -> None:
     assert bench_run.median_run(runs[:1])["seconds"] == 0.9
 
 
+def test_probes_time_a_fixed_statement_round_trips_and_commits(pg_server) -> None:  # type: ignore[no-untyped-def]
+    dsn = pg_server.dsn("postgres")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = conn.execute("SELECT pg_current_wal_flush_lsn()").fetchone()[0]  # type: ignore[index]
+    got = bench_run.probes(dsn, runs=1, commits=20)
+    assert set(got) == {"cpu_ms", "roundtrip_ms", "commit_ms"} and all(v > 0 for v in got.values())
+    assert got["roundtrip_ms"] < got["cpu_ms"]  # a SELECT 1 is no 400,000-row aggregate
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        flushed, left = conn.execute(
+            "SELECT pg_current_wal_flush_lsn() - %s::pg_lsn, "
+            "(SELECT count(*) FROM pg_class WHERE relname LIKE 'bench_probe_commits%%')", (str(before),)
+        ).fetchone()  # type: ignore[misc]
+    assert flushed > 0  # the commits flushed WAL: the probe table is a logged one
+    assert left == 0  # and it is gone
+
+
+def test_report_shows_the_machine_and_the_probes() -> None:
+    text = bench_run.report({
+        "machine": {"cpu": "Some CPU", "cores": 2, "memory_mb": 2048},
+        "probes": {"cpu_ms": 210.0, "roundtrip_ms": 0.05, "commit_ms": 0.1},
+        "sizes": [],
+    })
+    assert "machine: Some CPU, 2 cores, 2.0 GiB" in text
+    assert "210 ms on one core" in text and "SELECT 1 0.050 ms" in text and "INSERT 0.100 ms" in text
+
+
 def test_repeat_must_be_positive() -> None:
     with pytest.raises(SystemExit, match="--repeat must be at least 1"):
         bench_run.main(["--sizes", "1k", "--repeat", "0"])
@@ -71,6 +97,10 @@ def test_bench_1k_end_to_end(pg_server, tmp_path: Path) -> None:  # type: ignore
     assert payday["rows"]["tips"] > 0 and payday["rows"]["payin charges"] > 0 and payday["rows"]["payout"] > 0
     assert size["generate"]["participants"] == 1_000 and size["generate"]["tips"] == 10_000
     assert isinstance(size["checkpoint_s"], float)  # the load was checkpointed before the payday
+    # The machine's own figures, to read runs of different machines side by side.
+    assert results["machine"]["cpu"] and results["machine"]["cores"] >= 1
+    assert set(results["probes"]) == {"cpu_ms", "roundtrip_ms", "commit_ms"}
+    assert all(v > 0 for v in results["probes"].values())
     # Two paydays, each on the 1k loaded afresh: the figures are the median run's (the lower
     # of two), and both totals are kept.
     runs = payday["runs_seconds"]
