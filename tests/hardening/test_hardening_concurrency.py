@@ -87,7 +87,14 @@ def drive(conn: psycopg.Connection, between: Callable[[], None]) -> None:
     conn.execute("SELECT payday.clear_pending()")
     between()
     for (username,) in conn.execute("SELECT username FROM payday.credits_due()").fetchall():
-        xid = conn.execute("SELECT payday.credit_intent(%s, 'manual')", (username,)).fetchone()[0]  # type: ignore[index]
+        try:
+            xid = conn.execute("SELECT payday.credit_intent(%s, 'manual')", (username,)).fetchone()[0]  # type: ignore[index]
+        except psycopg.Error as e:
+            # Obligations are the current tips: a tip the web app raised since credits_due()
+            # listed this name can leave it short of the minimum. Left out, as the runner does.
+            assert e.sqlstate == "PD003" and "below the 10.00 minimum" in str(e), e
+            between()
+            continue
         between()
         conn.execute("SELECT payday.credit_outcome(%s, true)", (xid,))
     between()
