@@ -687,15 +687,16 @@ class Runner:
                         pass
 
     def _refuse_on_violations(self) -> None:
-        """InvariantViolation (exit 6) naming what payday.check() reports, if anything."""
+        """InvariantViolation (exit 6) naming what payday.check_recent() reports, if anything: the
+        invariants from the latest ledger mark (the last payday's close), not the whole history."""
         assert self.conn is not None
-        rows = self.conn.execute("SELECT what, who, expected, actual FROM payday.check()").fetchall()
+        rows = self.conn.execute("SELECT what, who, expected, actual FROM payday.check_recent()").fetchall()
         if rows:
             shown = "; ".join(f"{what} {who}: expected {exp}, actual {act}" for what, who, exp, act in rows[:5])
             more = f"; and {len(rows) - 5} more" if len(rows) > 5 else ""
             raise InvariantViolation(
-                f"not starting a payday: payday.check() reports {len(rows)} violation(s): {shown}{more} "
-                "(SELECT * FROM payday.check() lists them all)"
+                f"not starting a payday: payday.check_recent() reports {len(rows)} violation(s): {shown}{more} "
+                "(SELECT * FROM payday.check_recent() lists them all)"
             )
 
     def _run_locked(self) -> RunResult:

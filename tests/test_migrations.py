@@ -35,6 +35,15 @@ def replace_body(dsn: str, signature: str, body: str, new_body: str) -> None:
         conn.execute(definition.replace(body, new_body))
 
 
+def alice_tips_bob(conn: psycopg.Connection) -> None:
+    """Two whitelisted participants, alice (1.00 and a card) tipping bob 5.00."""
+    conn.execute("INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
+                 "stripe_customer_id) VALUES ('alice', '2013-04-01', false, 1.00, 'cus_a'), "
+                 "('bob', '2013-04-01', false, 0, NULL)")
+    conn.execute("INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
+                 "VALUES ('2013-04-02', '2013-04-02', 'alice', 'bob', 5.00)")
+
+
 def schemas(dsn: str) -> set[str]:
     return {r[0] for r in query(dsn, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'payday%'")}
 
@@ -89,8 +98,9 @@ def test_upgrade_twice_is_a_noop(empty_dsn: str) -> None:
 
 
 @pytest.mark.parametrize("base, revision, function, head_marker, old_marker", [
-    # 0005: check() looks up the open payday's suspicious tips through the indexes.
-    ("0004", "head", "payday.check()", "ANY (suspicious)", "ANY (suspicious) AND 0005 IS NOT NULL"),
+    # 0005: check() looks up the open payday's suspicious tips through the indexes (its body
+    # is check_ledger()'s since 0010).
+    ("0004", "head", "payday.check_ledger(boolean)", "ANY (suspicious)", "ANY (suspicious) AND 0005 IS NOT NULL"),
     # 0007: ids numbered in the insert's one pass, not by a second window.
     ("0006", "0007", "payday.pay_tips()", "row_number() OVER ()", "row_number() OVER (ORDER BY tipper, tippee)"),
     # 0008: only the short tippers' tips sorted.
@@ -132,11 +142,7 @@ def test_0009_drops_the_status_indexes_of_exchanges_and_downgrades(empty_dsn: st
     migrate.upgrade(empty_dsn, "0008")
     assert dropped <= indexes() and options() is None
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
-                     "stripe_customer_id) VALUES ('alice', '2013-04-01', false, 1.00, 'cus_a'), "
-                     "('bob', '2013-04-01', false, 0, NULL)")
-        conn.execute("INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
-                     "VALUES ('2013-04-02', '2013-04-02', 'alice', 'bob', 5.00)")
+        alice_tips_bob(conn)
         conn.execute("SELECT payday.start()")
         (xid,) = conn.execute("SELECT payday.charge_intent('alice')").fetchone()  # type: ignore[misc]
     migrate.upgrade(empty_dsn, "0009")
@@ -151,6 +157,50 @@ def test_0009_drops_the_status_indexes_of_exchanges_and_downgrades(empty_dsn: st
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
     migrate.upgrade(empty_dsn)
     assert migrate.current(empty_dsn) == migrate.head() and indexes() & dropped == set()
+
+
+def test_0010_marks_the_ledger_at_each_close_and_downgrades(empty_dsn: str) -> None:
+    """0010: finish() marks every balance, check_recent() starts from the mark, a rename
+    follows into it; downgraded, the tables and the trigger are gone, and head's functions
+    check the whole history and mark nothing."""
+    def payday(conn: psycopg.Connection) -> None:
+        conn.execute("SELECT payday.start()")
+        conn.execute("SELECT payday.charge_intents('manual')")
+        conn.execute("SELECT payday.record_outcomes(coalesce(array_agg(id), '{}'), coalesce(array_agg(true), '{}')) "
+                     "FROM payday.pending_exchanges()")
+        conn.execute("SELECT * FROM payday.pay_tips()")
+        conn.execute("SELECT payday.clear_pending()")
+        conn.execute("SELECT * FROM payday.finish()")
+
+    def tables() -> set[str]:
+        return {r[0] for r in query(empty_dsn, "SELECT relname FROM pg_class WHERE relnamespace = 'payday'::regnamespace "
+                                               "AND relname LIKE 'ledger_mark%' AND relkind = 'r'")}
+
+    def rename_trigger() -> list[tuple]:
+        return query(empty_dsn, "SELECT tgname FROM pg_trigger WHERE tgname = 'participants_rename_mark'")
+
+    migrate.upgrade(empty_dsn, "0009")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        alice_tips_bob(conn)
+        payday(conn)  # at 0009: nothing to mark
+        migrate.upgrade(empty_dsn, "0010")
+        assert tables() == {"ledger_marks", "ledger_mark"} and rename_trigger() == [("participants_rename_mark",)]
+        assert query(empty_dsn, "SELECT count(*) FROM payday.ledger_marks") == [(0,)]
+        assert query(empty_dsn, "SELECT count(*) FROM payday.check_recent()") == [(0,)]  # no mark: everything
+        conn.execute("SELECT payday.transfer('bob', 'alice', 1.00)")
+        payday(conn)
+        assert query(empty_dsn, "SELECT payday_id, nbalances FROM payday.ledger_marks") == [(2, 2)]
+        conn.execute("UPDATE payday.participants SET username = 'robert' WHERE username = 'bob'")
+        assert query(empty_dsn, "SELECT username FROM payday.ledger_mark ORDER BY 1") == [("alice",), ("robert",)]
+        assert query(empty_dsn, "SELECT count(*) FROM payday.check_recent()") == [(0,)]
+        migrate.downgrade(empty_dsn, "0009")
+        assert tables() == set() and rename_trigger() == []
+        conn.execute("UPDATE payday.participants SET username = 'bob' WHERE username = 'robert'")
+        payday(conn)  # head's finish() at 0009: the whole history checked, no mark
+        assert query(empty_dsn, "SELECT count(*) FROM payday.check_recent()") == [(0,)]
+        assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+    migrate.upgrade(empty_dsn)
+    assert migrate.current(empty_dsn) == migrate.head() and tables() == {"ledger_marks", "ledger_mark"}
 
 
 def test_template_copy_is_migrated(dsn: str) -> None:

@@ -22,7 +22,7 @@ RUNNER_FUNCTIONS = {
     "credit_outcome(bigint,boolean,text,text)", "record_outcomes(bigint[],boolean[],text[],text[])",
 }
 READ_FUNCTIONS = {
-    "open_payday()", "check()", "charges_due()", "credits_due()", "pending_exchanges()", "upcharge(numeric)",
+    "open_payday()", "check()", "check_recent()", "charges_due()", "credits_due()", "pending_exchanges()", "upcharge(numeric)",
     "skim_credit(numeric)",
 }
 INLINE_HELPERS = {"open_sentinel()", "fees()", "charge_for(numeric)"}

@@ -1,4 +1,4 @@
-CREATE OR REPLACE FUNCTION payday.check()
+CREATE OR REPLACE FUNCTION payday.check_ledger(recent boolean)
 RETURNS TABLE (what text, who text, expected text, actual text)
     LANGUAGE plpgsql STABLE
     SECURITY DEFINER
@@ -11,10 +11,38 @@ RETURNS TABLE (what text, who text, expected text, actual text)
     SET enable_nestloop = off
     AS $$
 DECLARE
+    span constant bigint := 1099511627776;  -- 2^40: ids below are the ledger partition's (schema 0006)
     pd payday.paydays := payday.open_payday();
     reversed bigint[] := '{}';
     suspicious text[];
+    -- With `recent` and a ledger mark: what the mark's payday and those before it wrote
+    -- was checked when it closed. Later rows are the tip transfers of later paydays (ids
+    -- from (since + 1) * 2^40), the manual transfers numbered after the mark's last one,
+    -- and the exchanges of later paydays.
+    since bigint;
+    ledger_after bigint;
+    transfers_since text := '';     -- a WHERE clause on payday.transfers t ('' : every row)
+    exchanges_since text := '';     -- an AND clause on payday.exchanges x
+    paydays_since text := '';       -- an AND clause on payday.paydays d
+    base text := 'p.opening_balance';  -- a participant's balance before those rows
+    mark_join text := '';
 BEGIN
+    IF recent IS NULL THEN
+        RAISE EXCEPTION 'check_ledger: recent must be true (from the latest ledger mark) or false (the whole history)'
+            USING ERRCODE = '22004';
+    END IF;
+    IF recent AND to_regclass('payday.ledger_marks') IS NOT NULL THEN
+        EXECUTE 'SELECT m.payday_id, m.last_ledger_transfer FROM payday.ledger_marks m ORDER BY m.payday_id DESC LIMIT 1'
+           INTO since, ledger_after;
+    END IF;
+    IF since IS NOT NULL THEN
+        transfers_since := format('WHERE (t.id >= %s OR (t.id < %s AND t.id > %s))', (since + 1) * span, span, ledger_after);
+        exchanges_since := format('AND x.payday_id > %s', since);
+        paydays_since := format('AND d.id > %s', since);
+        base := 'coalesce(m.balance, p.opening_balance)';
+        mark_join := 'LEFT JOIN payday.ledger_mark m ON m.username = p.username';
+    END IF;
+
     -- At most one open payday.
     RETURN QUERY
         SELECT 'open paydays', 'paydays', 'at most 1', count(*)::text
@@ -33,15 +61,15 @@ BEGIN
          WHERE p.pending IS NOT NULL AND (pd.id IS NULL OR pd.phase NOT IN ('payin', 'clear'));
 
     -- Every balance (plus pending, during a payday) equals its ledger.
-    RETURN QUERY
+    RETURN QUERY EXECUTE format($q$
         WITH moves AS (
             SELECT x.participant AS username,
                    CASE WHEN x.kind = 'charge' THEN x.amount ELSE x.amount - x.fee END AS delta
-              FROM payday.exchanges x WHERE x.status = 'succeeded'
+              FROM payday.exchanges x WHERE x.status = 'succeeded' %1$s
             UNION ALL
-            SELECT t.tippee, t.amount FROM payday.transfers t
+            SELECT t.tippee, t.amount FROM payday.transfers t %2$s
             UNION ALL
-            SELECT t.tipper, -t.amount FROM payday.transfers t
+            SELECT t.tipper, -t.amount FROM payday.transfers t %2$s
         ), ledger AS (
             SELECT m.username, sum(m.delta) AS delta FROM moves m GROUP BY m.username
         )
@@ -51,23 +79,34 @@ BEGIN
                     ELSE 'balance differs from ledger' END,
                coalesce(p.username, l.username),
                CASE WHEN p.username IS NULL THEN 'a participant'
-                    ELSE (p.opening_balance + coalesce(l.delta, 0))::text END,
-               CASE WHEN p.username IS NULL THEN format('no participant; the ledger moves %s', l.delta)
+                    ELSE (%3$s + coalesce(l.delta, 0))::text END,
+               CASE WHEN p.username IS NULL THEN format('no participant; the ledger moves %%s', l.delta)
                     ELSE (p.balance + coalesce(p.pending, 0))::text END
           FROM payday.participants p
           FULL JOIN ledger l ON l.username = p.username
+          %4$s
          WHERE p.username IS NULL
-            OR p.balance + coalesce(p.pending, 0) <> p.opening_balance + coalesce(l.delta, 0);
+            OR p.balance + coalesce(p.pending, 0) <> %3$s + coalesce(l.delta, 0)
+        $q$, exchanges_since, transfers_since, base, mark_join);
+
+    -- A marked balance of a name that is no participant (a rename cascades into the mark).
+    IF since IS NOT NULL THEN
+        RETURN QUERY
+            SELECT 'ledger mark of no participant', m.username, 'a participant',
+                   format('no participant; the mark holds %s', m.balance)
+              FROM payday.ledger_mark m
+             WHERE NOT EXISTS (SELECT 1 FROM payday.participants p WHERE p.username = m.username);
+    END IF;
 
     -- Each payday's counters equal what its transfers and exchanges say.
-    RETURN QUERY
+    RETURN QUERY EXECUTE format($q$
         WITH per_tipper AS (
             -- Hashed by (payday, tipper) first: ntippers is then a plain count, with no
             -- count(DISTINCT) sorting the payday's transfers.
             SELECT t.payday_id, t.tipper,
                    count(*) AS ntransfers, sum(t.amount) AS transfer_volume,
                    count(*) FILTER (WHERE t.context = 'tip') AS ntips
-              FROM payday.transfers t WHERE t.payday_id IS NOT NULL GROUP BY t.payday_id, t.tipper
+              FROM payday.transfers t %1$s GROUP BY t.payday_id, t.tipper
         ), t AS (
             SELECT p.payday_id,
                    sum(p.ntransfers) AS ntransfers, sum(p.transfer_volume) AS transfer_volume,
@@ -83,7 +122,7 @@ BEGIN
                    sum(x.amount) FILTER (WHERE x.kind = 'credit' AND x.status = 'succeeded') AS ach_volume,
                    sum(x.fee) FILTER (WHERE x.kind = 'credit' AND x.status = 'succeeded') AS ach_fees_volume,
                    count(*) FILTER (WHERE x.kind = 'credit' AND x.status = 'failed') AS nach_failing
-              FROM payday.exchanges x GROUP BY x.payday_id
+              FROM payday.exchanges x WHERE true %2$s GROUP BY x.payday_id
         ), derived AS (
             SELECT d.id,
                    ARRAY['ntransfers', 'transfer_volume', 'ntips', 'ntippers', 'ncharges', 'charge_volume',
@@ -100,11 +139,15 @@ BEGIN
               FROM payday.paydays d
               LEFT JOIN t ON t.payday_id = d.id
               LEFT JOIN x ON x.payday_id = d.id
+             WHERE true %3$s
         )
         SELECT 'payday counter ' || c.name, 'payday ' || d.id, c.expected::text, c.actual::text
           FROM derived d
           CROSS JOIN LATERAL unnest(d.names, d.expected, d.actual) AS c(name, expected, actual)
-         WHERE c.expected <> c.actual;
+         WHERE c.expected <> c.actual
+        $q$, CASE WHEN transfers_since = '' THEN 'WHERE t.payday_id IS NOT NULL'
+                  ELSE transfers_since || ' AND t.payday_id IS NOT NULL' END,
+           exchanges_since, paydays_since);
 
     -- Tips are never paid to or from a suspicious participant (SPEC 4.4): the open payday's
     -- tip transfers involving someone suspicious now, unless reversed (payday.reverse_transfer).
@@ -126,30 +169,28 @@ BEGIN
     END IF;
 
     -- An exchange moves money only once it has an outcome: recorded_at is set iff it is not pre.
-    RETURN QUERY
+    RETURN QUERY EXECUTE format($q$
         SELECT 'exchange outcome not recorded consistently', x.participant,
                CASE WHEN x.status = 'pre' THEN 'recorded_at NULL' ELSE 'recorded_at set' END,
-               format('exchange %s: status %s, recorded_at %s', x.id, x.status, coalesce(x.recorded_at::text, 'NULL'))
+               format('exchange %%s: status %%s, recorded_at %%s', x.id, x.status, coalesce(x.recorded_at::text, 'NULL'))
           FROM payday.exchanges x
-         WHERE (x.status = 'pre') <> (x.recorded_at IS NULL);
+         WHERE (x.status = 'pre') <> (x.recorded_at IS NULL) %1$s
+        $q$, exchanges_since);
 
     -- No pre exchange outlives its payday: every pre exchange belongs to the open payday.
-    RETURN QUERY
+    RETURN QUERY EXECUTE format($q$
         SELECT 'pre exchange outside the open payday', x.participant,
-               CASE WHEN pd.id IS NULL THEN 'no pre exchange (no payday open)'
-                    ELSE format('pre only in the open payday %s', pd.id) END,
-               format('exchange %s of payday %s is pre', x.id, x.payday_id)
+               CASE WHEN $1 IS NULL THEN 'no pre exchange (no payday open)'
+                    ELSE format('pre only in the open payday %%s', $1) END,
+               format('exchange %%s of payday %%s is pre', x.id, x.payday_id)
           FROM payday.exchanges x
-         WHERE x.status = 'pre' AND x.payday_id IS DISTINCT FROM pd.id;
+         WHERE x.status = 'pre' AND x.payday_id IS DISTINCT FROM $1 %1$s
+        $q$, exchanges_since) USING pd.id;
 END
 $$;
 
-COMMENT ON FUNCTION payday.check()
-    IS 'Checks the invariants of SPEC 6 and returns one row per violation (what, who, expected, actual); no row '
-       'when all hold: at most one open payday; no negative balance or pending; pending NULL outside a payday; '
-       'every balance (+ pending) equals opening_balance + succeeded charges - succeeded payouts and their fees '
-       '+ transfers in - transfers out, and every name in transfers and succeeded exchanges is a participant; '
-       'each payday''s counters equal what its transfers and exchanges say. '
-       'Also: no tip transfer of the open payday involves a participant who is suspicious (unless reversed); an '
-       'exchange''s recorded_at is set iff it is not pre; no pre exchange belongs to any payday but the open one. '
-       'Takes no argument; raises nothing.';
+COMMENT ON FUNCTION payday.check_ledger(boolean)
+    IS 'The invariants of SPEC 6, for payday.check() (recent false: the whole history) and payday.check_recent() '
+       '(recent true: from the latest ledger mark, when there is one). One row per violation (what, who, expected, '
+       'actual), none when all hold; see their comments for the list. Raises 22004 when recent is NULL. The schema '
+       'owner''s (no grant): call payday.check() or payday.check_recent().';

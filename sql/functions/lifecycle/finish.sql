@@ -16,9 +16,11 @@ BEGIN
                   HINT = 'Record each outcome (payday.credit_outcome / payday.charge_outcome) first; see payday.pending_exchanges().';
     END IF;
 
+    -- From the latest ledger mark (the previous payday's close): what this payday, and
+    -- anything since that close, wrote. The whole history is payday.check()'s.
     SELECT string_agg(format('%s %s: expected %s, actual %s', what, who, expected, actual), '; ')
       INTO violations
-      FROM (SELECT * FROM payday.check() LIMIT 20) c;
+      FROM (SELECT * FROM payday.check_recent() LIMIT 20) c;
     IF violations IS NOT NULL THEN
         RAISE EXCEPTION 'payday % not closed: invariants fail: %', pd.id, violations
             USING ERRCODE = 'PD004',
@@ -29,11 +31,16 @@ BEGIN
        SET ts_end = greatest(clock_timestamp(), ts_start), phase = 'done'
      WHERE id = pd.id
     RETURNING * INTO pd;
+    -- Every balance just verified, for the next checks to start from (schema 0010).
+    IF to_regclass('payday.ledger_marks') IS NOT NULL THEN
+        PERFORM payday.mark_ledger(pd.id);
+    END IF;
     RETURN pd;
 END
 $$;
 
 COMMENT ON FUNCTION payday.finish() IS
-    'SPEC 4.9: closes the open payday (ts_end = now, phase done) after checking the invariants. Returns the closed '
+    'SPEC 4.9: closes the open payday (ts_end = now, phase done) after checking the invariants (payday.check_recent(): '
+    'from the previous close), then marks every balance for the next checks (payday.mark_ledger()). Returns the closed '
     'paydays row. Raises 55000 when no payday is open, it is not in phase payout, or an exchange is still pre; '
-    'PD004 when payday.check() reports a violation (the message lists up to 20).';
+    'PD004 when payday.check_recent() reports a violation (the message lists up to 20).';
