@@ -114,3 +114,23 @@ def test_bench_1k_end_to_end(pg_server, tmp_path: Path) -> None:  # type: ignore
     with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)).fetchall()
     assert left == []
+
+
+def test_history_pays_one_community_again_and_times_both_checks(pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from bench import history
+
+    out = tmp_path / "history.json"
+    prefix = f"bench_smoke_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    rc = history.main(["--size", "1k", "--paydays", "3", "--dsn", pg_server.dsn("postgres"), "--prefix", prefix,
+                       "--json", str(out)])
+    figures = json.loads(out.read_text())
+    rows = figures["rows"]
+    assert rc == 0 and [r["paydays"] for r in rows] == [1, 2, 3]
+    assert all(r["violations"] == 0 for r in rows)
+    assert rows[0]["transfers"] < rows[1]["transfers"] < rows[2]["transfers"]  # the same tips paid again
+    assert all(r["marked_balances"] > 0 and r["mark_s"] is not None for r in rows)  # every finish marked
+    assert rows[0]["finish_s"] is None and all(r["finish_s"] > 0 for r in rows[1:])
+    assert all(r["check_s"] > 0 and r["check_recent_s"] > 0 for r in rows)
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)).fetchall()
+    assert left == []
