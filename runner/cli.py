@@ -7,7 +7,7 @@ Exit codes (also in docs/cli.md):
   3  another payday runner holds the lock on this database
   4  database unreachable, a bad DSN, or a database without the payday schema
   5  processor misconfigured or unreachable (missing keys, authentication, network)
-  6  invariant violation (payday.check() not empty, payday.finish() refused, contradicting outcome)
+  6  invariant violation (payday.check_recent() not empty, payday.finish() refused, contradicting outcome)
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ configuration:
 exit codes:
   0 ok / nothing to do, 1 unexpected error, 2 usage, 3 another runner holds the lock,
   4 database unreachable, bad DSN or not migrated, 5 processor misconfigured or unreachable,
-  6 invariant violation (payday.check() not empty, finish refused)
+  6 invariant violation (payday.check_recent() not empty, finish refused)
 """
 
 
