@@ -34,6 +34,7 @@ BEGIN
     DROP TABLE IF EXISTS payday.ledger_mark_next;
     CREATE TABLE payday.ledger_mark_next AS
         SELECT p.username, p.balance FROM payday.participants p WHERE p.balance <> p.opening_balance;
+    GET DIAGNOSTICS n = ROW_COUNT;
     ALTER TABLE payday.ledger_mark_next ALTER COLUMN balance SET NOT NULL,
         ADD CONSTRAINT ledger_mark_next_pkey PRIMARY KEY (username);
     DROP TABLE IF EXISTS payday.ledger_mark;
@@ -47,10 +48,7 @@ BEGIN
     -- Manual transfers and reversals are numbered by a sequence below 2^40. None is being
     -- written now: each takes the open payday's row lock, which finish() holds.
     INSERT INTO payday.ledger_marks (payday_id, last_ledger_transfer, nbalances)
-    VALUES (pd.id,
-            coalesce((SELECT max(t.id) FROM payday.transfers t WHERE t.id < span), 0),
-            (SELECT count(*) FROM payday.ledger_mark))
-    RETURNING nbalances INTO n;
+    VALUES (pd.id, coalesce((SELECT max(t.id) FROM payday.transfers t WHERE t.id < span), 0), n);
     RETURN n;
 END
 $$;
