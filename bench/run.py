@@ -20,7 +20,8 @@ Phases (start, payin charges, tips, clear, payout, finish) are measured from the
 own statements: the child wraps `payday.run.connect` so each statement of the runner's
 main connection is timed, and the phase boundaries are the calls to payday.start(),
 payday.pay_tips(), payday.clear_pending() and payday.finish(). Rows per phase are read
-from the database afterwards (see ROWS below).
+from the database afterwards (see ROWS below). `--statements N` adds, per payday, the N
+statements that took longest, those the SQL functions run included (bench/statements.py).
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
-from bench import generate
+from bench import generate, statements
 from bench.baseline import run_baseline
 
 DEFAULT_DSN = os.environ.get("BENCH_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
@@ -296,7 +298,12 @@ def one_payday(args: argparse.Namespace, dsn: str, say: Any) -> dict[str, Any]:
     """One payday through the runner on the freshly loaded `dsn`: the server checkpointed
     first, then rows per phase and payday.check() read afterwards."""
     out: dict[str, Any] = {"checkpoint_s": settle(args.dsn)}
+    dbname = str(conninfo_to_dict(dsn)["dbname"])
+    if args.statements:
+        statements.reset(args.dsn, dbname)
     out.update(run_child(dsn, args.concurrency, 0.0, args.verbose))
+    if args.statements:
+        out["statements"] = statements.top(args.dsn, dbname, args.statements)
     out["rows"] = rows_per_phase(dsn, out["payday_id"])
     bad = violations(dsn)
     out["check_violations"] = len(bad)
@@ -413,6 +420,8 @@ def report(results: dict[str, Any]) -> str:
         if len(runs) > 1:
             lines.append(f"  (the median of {len(runs)} paydays, each on the same data loaded afresh: "
                          + ", ".join(f"{x:.2f}" for x in runs) + " s)")
+        if p.get("statements"):
+            lines += statements.lines(p["statements"])
         if "baseline" in r:
             b = r["baseline"]
             est = " (extrapolated)" if b["extrapolated"] else ""
@@ -476,11 +485,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prefix", default="bench", help="database names: <prefix>_<size>, <prefix>_<size>_baseline")
     ap.add_argument("--keep", action="store_true", help="keep the bench databases")
     ap.add_argument("--verbose", action="store_true", help="show the runner's log")
+    ap.add_argument("--statements", type=int, default=0, metavar="N",
+                    help="after each payday, the N statements that took longest, nested ones included "
+                         "(pg_stat_statements; costs time: not for headline figures; see bench/statements.py)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--per-call", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
+    if args.statements < 0:
+        raise SystemExit("--statements must be 0 (no profile) or more")
 
     if args.child:
         print(json.dumps(_child(args.dsn, args.concurrency, args.latency, args.verbose, args.per_call)))
@@ -492,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tuned_server:
         from payday.cluster import Cluster
 
-        settings = tuned_settings()
+        settings = tuned_settings() | (statements.SETTINGS if args.statements else {})
         say("== starting a throwaway server: " + " ".join(f"{k}={v}" for k, v in settings.items()))
         with Cluster(settings=settings) as cluster:
             args.dsn = cluster.dsn
@@ -525,6 +539,13 @@ def run_all(args: argparse.Namespace, say: Any) -> int:
     results: dict[str, Any] = {"machine": machine(), "server": server_facts(args.dsn), "probes": probes(args.dsn),
                                "seed": args.seed,
                                "concurrency": args.concurrency, "sizes": [], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if args.statements:
+        why = statements.unavailable(args.dsn)
+        results["statements"] = {"top": args.statements, "unavailable": why,
+                                 "track": None if why else statements.track(args.dsn)}
+        if why:
+            say(f"== --statements: {why}; the paydays run without the profile")
+            args.statements = 0
     for s in sizes:
         results["sizes"].append(bench_size(args, s, s in baseline_sizes, say))
     if args.latency > 0:
