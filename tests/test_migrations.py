@@ -105,10 +105,13 @@ def test_upgrade_twice_is_a_noop(empty_dsn: str) -> None:
     ("0006", "0007", "payday.pay_tips()", "row_number() OVER ()", "row_number() OVER (ORDER BY tipper, tippee)"),
     # 0008: only the short tippers' tips sorted.
     ("0007", "0008", "payday.pay_tips()", "pays_all", "pays_every_tip"),
+    # 0011: record_outcomes() refreshes statistics that count fewer exchanges than its batch.
+    ("0010", "0011", "payday.record_outcomes(bigint[],boolean[],text[],text[])", "ANALYZE payday.exchanges",
+     "NULL"),
 ])
 def test_upgrade_brings_head_function_bodies(empty_dsn: str, base: str, revision: str, function: str,
                                              head_marker: str, old_marker: str) -> None:
-    """0005, 0007 and 0008 change function bodies only: a database deployed at the revision
+    """0005, 0007, 0008 and 0011 change function bodies only: a database deployed at the revision
     before, with that release's body of `function` (stood for by head's with a marker
     changed), gets head's when it upgrades, and keeps it (harmlessly) when it goes back."""
     migrate.upgrade(empty_dsn, base)

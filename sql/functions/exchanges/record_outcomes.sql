@@ -10,6 +10,7 @@ CREATE OR REPLACE FUNCTION payday.record_outcomes(
     AS $$
 DECLARE
     n integer;
+    locked bigint;
     bad record;
     applied bigint;
     errs text[];
@@ -50,23 +51,33 @@ BEGIN
         RAISE EXCEPTION 'exchange % appears more than once in one call', bad.id USING ERRCODE = '22023';
     END IF;
 
-    -- Where the batch is joined with its exchanges, each is looked up by its id (a lateral
-    -- subquery kept apart with OFFSET 0: one primary-key probe per id; the IN and NOT
-    -- EXISTS forms below already plan as probes), whatever the statistics say: right after
-    -- charge_intents() they still count a payday's exchanges as a handful, and a join
-    -- planned from that hashed every exchange of the payday (or every pre one) on each
-    -- call: ~95 ms a call for 1,000 outcomes at 1M, where the probes take ~2 ms.
-    -- Lock order everywhere: payday row, then exchanges, then participants.
+    -- Every statement below is planned from payday.exchanges' statistics. They can count
+    -- fewer exchanges than this batch names, i.e. say the table is nearly empty while it
+    -- holds the payday's: before autovacuum has seen charge_intents()' insert, or after a
+    -- batch of intents was rolled back and vacuumed away (pages kept, not one row on them).
+    -- Planned from that, the update of the batch's exchanges read the whole primary key on
+    -- each call, and so did the lock and the unknown-id check below (~600 ms a call of 1,000
+    -- outcomes among 225,000 exchanges at 1M: bench/README.md, tenth round). Such
+    -- statistics are refreshed first: once a payday, ANALYZE samples a fixed number of rows.
+    IF (SELECT c.reltuples FROM pg_class c WHERE c.oid = 'payday.exchanges'::regclass) < n THEN
+        ANALYZE payday.exchanges;
+    END IF;
+    -- And wherever the batch meets its exchanges, each is looked up by its id (a lateral
+    -- subquery kept apart with OFFSET 0: one primary-key probe per id) whatever the
+    -- statistics say. Lock order everywhere: payday row, then exchanges (here by id), then
+    -- participants.
     PERFORM 1 FROM payday.paydays
      WHERE id IN (SELECT e.payday_id FROM unnest(exchange_ids) AS i(id)
                    CROSS JOIN LATERAL (SELECT x.payday_id FROM payday.exchanges x WHERE x.id = i.id OFFSET 0) e)
      ORDER BY id FOR UPDATE;
-    PERFORM 1 FROM payday.exchanges e
-     WHERE e.id IN (SELECT i.id FROM unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref)) ORDER BY e.id FOR UPDATE;
+    PERFORM 1 FROM (SELECT i.id FROM unnest(exchange_ids) AS i(id) ORDER BY i.id) i
+     CROSS JOIN LATERAL (SELECT x.id FROM payday.exchanges x WHERE x.id = i.id OFFSET 0 FOR UPDATE) e;
+    GET DIAGNOSTICS locked = ROW_COUNT;
 
-    SELECT i.id INTO bad FROM unnest(exchange_ids, succeeded, errs, refs) AS i(id, ok, err, ref)
-     WHERE NOT EXISTS (SELECT 1 FROM payday.exchanges e WHERE e.id = i.id) LIMIT 1;
-    IF FOUND THEN
+    IF locked < n THEN
+        SELECT i.id INTO bad FROM unnest(exchange_ids) AS i(id)
+          LEFT JOIN LATERAL (SELECT x.id FROM payday.exchanges x WHERE x.id = i.id OFFSET 0) e ON true
+         WHERE e.id IS NULL LIMIT 1;
         RAISE EXCEPTION 'unknown exchange id %', bad.id
             USING ERRCODE = 'P0002', HINT = 'SELECT * FROM payday.pending_exchanges(); lists the exchanges awaiting an outcome.';
     END IF;
