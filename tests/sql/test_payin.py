@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from .world import BASE, D, Driver, World, balance, counters, participant, row, rows, snapshot, start, upcharge, value
@@ -408,3 +409,19 @@ def test_outcomes_leave_statistics_alone_that_count_their_batch(db, world: World
     assert d.record(made[1:], "card declined") == len(names) - 1
     db.execute("SELECT pg_stat_clear_snapshot()")
     tap.is_("SELECT analyze_count FROM pg_stat_user_tables WHERE relid = 'payday.exchanges'::regclass", analyzed)
+
+
+def test_outcomes_do_not_wait_for_the_statistics(db, world: World, dsn: str, tap) -> None:
+    """Schema 0011: while another session holds a lock that ANALYZE would wait for (a
+    VACUUM, say), record_outcomes() records its batch at once, planned from the statistics
+    as they are, instead of waiting for that session."""
+    names = _stale_exchange_statistics(db, world, 60)
+    made = [(value(db, "SELECT payday.charge_intent(%s)", (name,)), f"cus_{name}") for name in names]
+    with psycopg.connect(dsn, autocommit=False) as other:
+        other.execute("LOCK TABLE payday.exchanges IN SHARE UPDATE EXCLUSIVE MODE")
+        db.execute("SET statement_timeout = '10s'")  # a wait would end the test here, not hang it
+        assert Driver(db).record(made, "card declined") == len(made)
+        db.execute("RESET statement_timeout")
+        other.rollback()
+    tap.is_("SELECT reltuples::int FROM pg_class WHERE oid = 'payday.exchanges'::regclass", 0)
+    tap.results_eq("SELECT count(*)::int FROM payday.exchanges WHERE status = 'pre'", [(0,)])
