@@ -46,6 +46,25 @@ def balanced_fake(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> An
     return fake
 
 
+def _people(dsn: str, people: list[tuple[str, str, str | None, str | None]],
+            tips: list[tuple[str, str, str]]) -> None:
+    """Participants (username, balance, balanced_account_uri, stripe_customer_id), claimed a
+    day apart from 30 days ago, and their tips (tipper, tippee, amount) from 9 days ago."""
+    with psycopg.connect(dsn) as conn:
+        for i, (name, balance, buri, cus) in enumerate(people):
+            conn.execute(
+                "INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
+                "balanced_account_uri, stripe_customer_id) VALUES (%s, now() - make_interval(days => %s), false, %s, %s, %s)",
+                (name, 30 - i, balance, buri, cus),
+            )
+        for tipper, tippee, amount in tips:
+            conn.execute(
+                "INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
+                "VALUES (now() - interval '9 days', now() - interval '9 days', %s, %s, %s)",
+                (tipper, tippee, amount),
+            )
+
+
 def test_balanced_and_stripe_in_one_payday(dsn: str, db: psycopg.Connection, stripe_env: dict[str, str],
                                            customer: Callable[[str], str], balanced_fake: Any) -> None:
     people = [  # username, balance, balanced_account_uri, stripe_customer_id
@@ -55,19 +74,7 @@ def test_balanced_and_stripe_in_one_payday(dsn: str, db: psycopg.Connection, str
         ("hal", "30.00", f"{MP}/accounts/AC_hal", None),
         ("ivy", "30.00", f"{MP}/accounts/AC_ivy", None),
     ]
-    with psycopg.connect(dsn) as conn:
-        for i, (name, balance, buri, cus) in enumerate(people):
-            conn.execute(
-                "INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
-                "balanced_account_uri, stripe_customer_id) VALUES (%s, now() - make_interval(days => %s), false, %s, %s, %s)",
-                (name, 30 - i, balance, buri, cus),
-            )
-        for tipper, tippee, amount in [("fay", "hal", "10.00"), ("gus", "hal", "20.00"), ("dee", "ivy", "4.00")]:
-            conn.execute(
-                "INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
-                "VALUES (now() - interval '9 days', now() - interval '9 days', %s, %s, %s)",
-                (tipper, tippee, amount),
-            )
+    _people(dsn, people, [("fay", "hal", "10.00"), ("gus", "hal", "20.00"), ("dee", "ivy", "4.00")])
     res = run_payday(dsn, log=LOG, concurrency=2)
     assert res.status == "finished"
     ex = {(u, k): (p, s) for u, k, p, s in db.execute(
@@ -107,23 +114,6 @@ def _calls(db: psycopg.Connection, function: str) -> int:
             return int(calls)
         time.sleep(0.05)
     raise AssertionError("the runner's function calls were never reported")
-
-
-def _people(dsn: str, people: list[tuple[str, str, str | None, str | None]],
-            tips: list[tuple[str, str, str]]) -> None:
-    with psycopg.connect(dsn) as conn:
-        for i, (name, balance, buri, cus) in enumerate(people):
-            conn.execute(
-                "INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
-                "balanced_account_uri, stripe_customer_id) VALUES (%s, now() - make_interval(days => %s), false, %s, %s, %s)",
-                (name, 30 - i, balance, buri, cus),
-            )
-        for tipper, tippee, amount in tips:
-            conn.execute(
-                "INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
-                "VALUES (now() - interval '9 days', now() - interval '9 days', %s, %s, %s)",
-                (tipper, tippee, amount),
-            )
 
 
 def test_with_every_key_set_no_pass_asks_which_processors_are_needed(
