@@ -135,7 +135,7 @@ def test_a_processor_without_its_key_stops_the_run_only_when_a_charge_needs_it(
         dsn: str, db: psycopg.Connection, stripe_env: dict[str, str], customer: Callable[[str], str]) -> None:
     """No BALANCED_API_KEY: the runner asks which processors the due charges need (one pass)
     and, as none is Balanced's, pays the payday through Stripe. Once a charge is due through
-    Balanced, the same run stops before recording any intent (exit 5)."""
+    Balanced, the next run stops before recording any intent (exit 5)."""
     _track_function_calls(db)
     _people(dsn, [("fay", "0.00", None, customer(CARDS.VISA)), ("hal", "0.00", None, None),
                   ("gus", "0.00", f"{MP}/accounts/AC_gus", None)],

@@ -350,7 +350,6 @@ def test_an_outcome_is_written_in_place(db, world: World, tap) -> None:
     tap.results_eq("SELECT id FROM payday.pending_exchanges()", [])
 
 
-
 def _stale_exchange_statistics(db, world: World, payers: int) -> list[str]:
     """`payers` participants each due one charge, in an open payday; a batch of their
     intents made and rolled back, then vacuumed away with its pages kept (as autovacuum
@@ -371,6 +370,12 @@ def _stale_exchange_statistics(db, world: World, payers: int) -> list[str]:
     return names
 
 
+def _intents_one_by_one(db, names: list[str]) -> list[tuple[int, str]]:
+    """A charge intent for each of `names` (exchange id, route), one charge_intent() call
+    each, as a DBA would make them: unlike charge_intents(), nothing refreshes the
+    statistics on the way."""
+    return [(value(db, "SELECT payday.charge_intent(%s)", (name,)), f"cus_{name}") for name in names]
+
 
 def test_outcomes_probe_by_id_when_the_statistics_say_there_are_no_exchanges(db, world: World, tap) -> None:
     """Schema 0011: record_outcomes() finds each exchange of its batch by its primary key
@@ -380,8 +385,7 @@ def test_outcomes_probe_by_id_when_the_statistics_say_there_are_no_exchanges(db,
     and once more for the unknown ids: 840 entries here for 10 outcomes; at 1M, ~600 ms a
     call of 1,000 outcomes among 225,000 exchanges (bench/README.md, tenth round)."""
     names = _stale_exchange_statistics(db, world, 400)
-    made = [(value(db, "SELECT payday.charge_intent(%s)", (name,)), f"cus_{name}")
-            for name in names]  # one by one, as a DBA would: the statistics stay as they were
+    made = _intents_one_by_one(db, names)
     assert db.execute("SELECT reltuples FROM pg_class WHERE oid = 'payday.exchanges'::regclass").fetchone() == (0,)
     batch = made[:10]
     with db.transaction():
@@ -416,7 +420,7 @@ def test_outcomes_do_not_wait_for_the_statistics(db, world: World, dsn: str, tap
     VACUUM, say), record_outcomes() records its batch at once, planned from the statistics
     as they are, instead of waiting for that session."""
     names = _stale_exchange_statistics(db, world, 60)
-    made = [(value(db, "SELECT payday.charge_intent(%s)", (name,)), f"cus_{name}") for name in names]
+    made = _intents_one_by_one(db, names)
     with psycopg.connect(dsn, autocommit=False) as other:
         other.execute("LOCK TABLE payday.exchanges IN SHARE UPDATE EXCLUSIVE MODE")
         db.execute("SET statement_timeout = '10s'")  # a wait would end the test here, not hang it
