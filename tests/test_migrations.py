@@ -206,6 +206,52 @@ def test_0010_marks_the_ledger_at_each_close_and_downgrades(empty_dsn: str) -> N
     assert migrate.current(empty_dsn) == migrate.head() and tables() == {"ledger_marks", "ledger_mark"}
 
 
+def test_0012_fills_current_tips_from_the_history_and_downgrades(empty_dsn: str) -> None:
+    """0012: the upgrade fills payday.current_tips from the tips already written, the views
+    read it and a payday pays from it; downgraded, the table and its triggers are gone and
+    the views read the history again, as at 0011."""
+    def pay(conn: psycopg.Connection) -> list[tuple]:
+        conn.execute("SELECT payday.start()")
+        conn.execute("SELECT payday.record_outcomes(coalesce(array_agg(id), '{}'), coalesce(array_agg(true), '{}')) "
+                     "FROM payday.charge_intents('manual')")
+        conn.execute("SELECT * FROM payday.pay_tips()")
+        conn.execute("SELECT payday.clear_pending()")
+        conn.execute("SELECT * FROM payday.finish()")
+        return conn.execute("SELECT payday_id, tipper, tippee, amount FROM payday.transfers ORDER BY id").fetchall()
+
+    def current_tips() -> list[tuple]:
+        return query(empty_dsn, "SELECT relname FROM pg_class WHERE relname = 'current_tips'")
+
+    def views_reading(table: str) -> set[str]:
+        return {r[0] for r in query(empty_dsn, f"""
+            SELECT DISTINCT v.relname FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+              JOIN pg_class v ON v.oid = r.ev_class
+             WHERE d.refobjid = 'payday.{table}'::regclass AND v.oid <> d.refobjid""")}
+
+    migrate.upgrade(empty_dsn, "0011")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        alice_tips_bob(conn)
+        conn.execute("INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
+                     "VALUES ('2013-04-02', '2013-04-03', 'alice', 'bob', 2.00)")
+        migrate.upgrade(empty_dsn, "0012")
+        assert query(empty_dsn, "SELECT tipper, tippee, amount FROM payday.current_tips") == [("alice", "bob", 2)]
+        assert views_reading("current_tips") == {"payday_tips", "due_credits"}
+        assert views_reading("tips") == {"payday_tips"}  # the pairs changed since ts_start
+        assert pay(conn) == [(1, "alice", "bob", 2)]
+        migrate.downgrade(empty_dsn, "0011")
+        assert current_tips() == [] and views_reading("tips") == {"payday_tips", "due_credits"}
+        assert query(empty_dsn, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tips_current_%'") == [(0,)]
+        conn.execute("INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) "
+                     "VALUES ('2013-04-02', '2013-04-04', 'alice', 'bob', 3.00)")
+        assert pay(conn)[-1] == (2, "alice", "bob", 3)  # head's functions on 0011's views
+        assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            conn.execute("SELECT payday.rebuild_current_tips()")
+    migrate.upgrade(empty_dsn)
+    assert query(empty_dsn, "SELECT tipper, tippee, amount FROM payday.current_tips") == [("alice", "bob", 3)]
+    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+
+
 def test_template_copy_is_migrated(dsn: str) -> None:
     assert migrate.current(dsn) == migrate.head()
     assert query(dsn, "SELECT count(*) FROM payday.participants") == [(0,)]

@@ -16,6 +16,7 @@ COMMENT ON FUNCTION payday.check()
        'fees + transfers in - transfers out, and every name in transfers and succeeded exchanges is a participant; '
        'each payday''s counters equal what its transfers and exchanges say. '
        'Also: no tip transfer of the open payday involves a participant who is suspicious (unless reversed); an '
-       'exchange''s recorded_at is set iff it is not pre; no pre exchange belongs to any payday but the open one. '
+       'exchange''s recorded_at is set iff it is not pre; no pre exchange belongs to any payday but the open one; '
+       'each pair''s row of payday.current_tips (schema 0012) is its latest tip in payday.tips. '
        'Re-adds every transfer and exchange: payday.check_recent() checks the same from the latest ledger mark. '
        'Takes no argument; raises nothing.';

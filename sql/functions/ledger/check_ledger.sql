@@ -184,6 +184,24 @@ BEGIN
           FROM payday.exchanges x
          WHERE x.status = 'pre' AND x.payday_id IS DISTINCT FROM $1 %1$s
         $q$, exchanges_since) USING pd.id;
+
+    -- The paydays read the tips through payday.current_tips (schema 0012), which triggers
+    -- keep: the full audit compares each pair's row with its history (a whole pass over the
+    -- tips; check_recent() trusts the triggers, as it trusts the history before its mark).
+    IF NOT recent AND to_regclass('payday.current_tips') IS NOT NULL THEN
+        RETURN QUERY EXECUTE $q$
+            SELECT 'current tip differs from tips', coalesce(h.tipper, c.tipper) || ' -> ' || coalesce(h.tippee, c.tippee),
+                   CASE WHEN h.id IS NULL THEN 'no current tip (no tip in payday.tips)'
+                        ELSE format('tip %s: %s', h.id, h.amount) END,
+                   CASE WHEN c.tip_id IS NULL THEN 'no row in payday.current_tips'
+                        ELSE format('tip %s: %s', c.tip_id, c.amount) END
+              FROM (SELECT DISTINCT ON (x.tipper, x.tippee) x.tipper, x.tippee, x.id, x.amount, x.ctime, x.mtime
+                      FROM payday.tips x
+                     ORDER BY x.tipper, x.tippee, x.mtime DESC, x.id DESC) h
+              FULL JOIN payday.current_tips c ON c.tipper = h.tipper AND c.tippee = h.tippee
+             WHERE (h.id, h.amount, h.ctime, h.mtime) IS DISTINCT FROM (c.tip_id, c.amount, c.ctime, c.mtime)
+        $q$;
+    END IF;
 END
 $$;
 
