@@ -164,3 +164,33 @@ def test_the_web_application_cannot_write_current_tips(db, world: World) -> None
         db.execute("SET LOCAL ROLE payday_app")
         world.tip("alice", "bob", "2.00")  # through the triggers, as the schema owner
     assert [(r[0], r[1], r[3]) for r in _current(db)] == [("alice", "bob", D("2.00"))]
+
+
+def test_amounts_too_big_for_bigint_cents_are_summed_exactly(db, world: World) -> None:
+    """The big sums add integer cents (bigint) and, for amounts of 10^13 and more, numerics:
+    every sum of a payday mixes both here, and must come out to the cent."""
+    huge = D("100000000000000000.02")                   # 10^17: 10^19 cents, beyond a bigint
+    world.participant("alice", balance="400000000000000000.05", balanced="/v1/accounts/alice")
+    world.participant("carol", balance="1.00", stripe="cus_c")
+    world.participant("bob", balanced="/v1/accounts/bob")
+    world.participant("eve")
+    world.tip("alice", "bob", huge)
+    world.tip("alice", "eve", "3.01")
+    world.tip("carol", "bob", "10.01")                 # short by 9.01: charged
+    d = Driver(db)
+    d.start()
+    assert [(r["username"], r["short"]) for r in rows(db, "SELECT * FROM payday.charges_due()")] == [
+        ("carol", D("9.01"))]
+    d.charges()
+    got = d.pay_tips()
+    assert got["transfer_volume"] == huge + D("3.01") + D("10.01")
+    assert value(db, "SELECT pending FROM payday.participants WHERE username = 'bob'") == huge + D("10.01")
+    d.clear()
+    # alice keeps what her current tips will need next week: her balance less two weeks of
+    # them is paid out.
+    due = {r["username"]: r for r in rows(db, "SELECT * FROM payday.credits_due()")}
+    assert due["alice"]["obligations"] == huge + D("3.01")
+    assert due["alice"]["payout"] == D("400000000000000000.05") - 2 * (huge + D("3.01"))
+    assert due["bob"]["payout"] == huge + D("10.01")
+    d.credits()
+    d.finish()

@@ -71,7 +71,11 @@ BEGIN
             UNION ALL
             SELECT t.tipper, -t.amount FROM payday.transfers t WHERE true %2$s
         ), ledger AS (
-            SELECT m.username, sum(m.delta) AS delta FROM moves m GROUP BY m.username
+            -- In integer cents (bigint) but for amounts of 10^13 and more: the cheaper sum.
+            SELECT m.username,
+                   coalesce(sum((m.delta * 100)::bigint) FILTER (WHERE abs(m.delta) < 1e13), 0) * 0.01
+                   + coalesce(sum(m.delta) FILTER (WHERE abs(m.delta) >= 1e13), 0) AS delta
+              FROM moves m GROUP BY m.username
         )
         -- A ledger name that is no participant is money nobody holds (a transfer or an
         -- exchange written for a name that was gone): reported on its own.
@@ -104,7 +108,9 @@ BEGIN
             -- Hashed by (payday, tipper) first: ntippers is then a plain count, with no
             -- count(DISTINCT) sorting the payday's transfers.
             SELECT t.payday_id, t.tipper,
-                   count(*) AS ntransfers, sum(t.amount) AS transfer_volume,
+                   count(*) AS ntransfers,
+                   coalesce(sum((t.amount * 100)::bigint) FILTER (WHERE t.amount < 1e13), 0) * 0.01
+                   + coalesce(sum(t.amount) FILTER (WHERE t.amount >= 1e13), 0) AS transfer_volume,
                    count(*) FILTER (WHERE t.context = 'tip') AS ntips
               FROM payday.transfers t WHERE t.payday_id IS NOT NULL %1$s GROUP BY t.payday_id, t.tipper
         ), t AS (
