@@ -25,8 +25,8 @@
 --    table through an index on mtime).
 --    payday.due_credits sums the current tips. Their columns do not change, nor do those of
 --    the views built on them (due_tips, due_charges), nor any function.
--- 5. due_credits and due_charges add amounts as integer cents (bigint), amounts of 10^13 and
---    more excepted: that sum costs less a row than numeric's.
+-- 5. due_credits adds the obligations as integer cents (bigint), amounts of 10^13 and more
+--    excepted: that sum costs less a row than numeric's.
 -- 4. payday.check() (the full audit, not check_recent()) reports a pair whose row differs
 --    from its history: 'current tip differs from tips'.
 -- The table is filled by the migration, after the triggers exist (payday.rebuild_current_tips()).
@@ -204,30 +204,3 @@ CREATE OR REPLACE VIEW payday.due_credits AS
        AND NOT EXISTS (SELECT 1 FROM payday.exchanges x
                         WHERE x.payday_id = (SELECT d.id FROM payday.open_payday_v d)
                           AND x.participant = p.username AND x.kind = 'credit');
-
--- The owed sums in integer cents, as above (same columns as schema 0003's).
-CREATE OR REPLACE VIEW payday.due_charges AS
-    SELECT p.username, p.claimed_time, p.balance, o.owed,
-           o.owed - p.balance AS short,
-           greatest(o.owed - p.balance, f.minimum_charge)::numeric(35,2) AS amount,
-           payday.charge_for(greatest(o.owed - p.balance, f.minimum_charge)) AS charge_amount,
-           payday.charge_for(greatest(o.owed - p.balance, f.minimum_charge))
-               - greatest(o.owed - p.balance, f.minimum_charge)::numeric(35,2) AS fee,
-           CASE WHEN p.balanced_account_uri IS NOT NULL THEN 'balanced' ELSE 'stripe' END AS processor,
-           coalesce(p.balanced_account_uri, p.stripe_customer_id) AS route,
-           o.payday_id
-      FROM (SELECT tipper,
-                   coalesce(sum((amount * 100)::bigint) FILTER (WHERE amount < 1e13), 0) * 0.01
-                   + coalesce(sum(amount) FILTER (WHERE amount >= 1e13), 0) AS owed,
-                   min(payday_id) AS payday_id
-              FROM payday.payday_tips WHERE tippee_claimed GROUP BY tipper) o
-      JOIN payday.participants p
-        ON p.username = o.tipper
-       AND p.claimed_time < (SELECT d.ts_start FROM payday.open_payday_v d)
-     CROSS JOIN payday.fees() f
-     WHERE o.owed > p.balance
-       AND p.is_suspicious IS FALSE
-       AND coalesce(p.balanced_account_uri, p.stripe_customer_id) IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM payday.exchanges x
-                        WHERE x.payday_id = o.payday_id AND x.participant = p.username
-                          AND x.kind = 'charge');

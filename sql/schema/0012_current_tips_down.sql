@@ -49,29 +49,6 @@ CREATE OR REPLACE VIEW payday.due_credits AS
                         WHERE x.payday_id = (SELECT d.id FROM payday.open_payday_v d)
                           AND x.participant = p.username AND x.kind = 'credit');
 
-CREATE OR REPLACE VIEW payday.due_charges AS
-    SELECT p.username, p.claimed_time, p.balance, o.owed,
-           o.owed - p.balance AS short,
-           greatest(o.owed - p.balance, f.minimum_charge)::numeric(35,2) AS amount,
-           payday.charge_for(greatest(o.owed - p.balance, f.minimum_charge)) AS charge_amount,
-           payday.charge_for(greatest(o.owed - p.balance, f.minimum_charge))
-               - greatest(o.owed - p.balance, f.minimum_charge)::numeric(35,2) AS fee,
-           CASE WHEN p.balanced_account_uri IS NOT NULL THEN 'balanced' ELSE 'stripe' END AS processor,
-           coalesce(p.balanced_account_uri, p.stripe_customer_id) AS route,
-           o.payday_id
-      FROM (SELECT tipper, sum(amount) AS owed, min(payday_id) AS payday_id
-              FROM payday.payday_tips WHERE tippee_claimed GROUP BY tipper) o
-      JOIN payday.participants p
-        ON p.username = o.tipper
-       AND p.claimed_time < (SELECT d.ts_start FROM payday.open_payday_v d)
-     CROSS JOIN payday.fees() f
-     WHERE o.owed > p.balance
-       AND p.is_suspicious IS FALSE
-       AND coalesce(p.balanced_account_uri, p.stripe_customer_id) IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM payday.exchanges x
-                        WHERE x.payday_id = o.payday_id AND x.participant = p.username
-                          AND x.kind = 'charge');
-
 COMMENT ON VIEW payday.payday_tips IS
     'Tips of the open payday before the tipper is looked at (SPEC 4.4): per (tipper, tippee) the latest tip before '
     'ts_start, tippee not suspicious, pair not yet paid a tip in this payday. tippee_claimed: the tippee claimed '
