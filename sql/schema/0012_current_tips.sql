@@ -25,9 +25,9 @@
 --    table through an index on mtime).
 --    payday.due_credits sums the current tips. Their columns do not change, nor do those of
 --    the views built on them (due_tips, due_charges), nor any function.
--- 5. due_credits adds the obligations as integer cents (bigint), amounts of 10^13 and more
+-- 4. due_credits adds the obligations as integer cents (bigint), amounts of 10^13 and more
 --    excepted: that sum costs less a row than numeric's.
--- 4. payday.check() (the full audit, not check_recent()) reports a pair whose row differs
+-- 5. payday.check() (the full audit, not check_recent()) reports a pair whose row differs
 --    from its history: 'current tip differs from tips'.
 -- The table is filled by the migration, after the triggers exist (payday.rebuild_current_tips()).
 
