@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -108,10 +109,13 @@ def test_upgrade_twice_is_a_noop(empty_dsn: str) -> None:
     # 0011: record_outcomes() refreshes statistics that count fewer exchanges than its batch.
     ("0010", "0011", "payday.record_outcomes(bigint[],boolean[],text[],text[])", "ANALYZE (SKIP_LOCKED) payday.exchanges",
      "NULL"),
+    # 0013: check_ledger() checks the balances and the counters in one statement.
+    ("0012", "0013", "payday.check_ledger(boolean)", "SELECT p.tipper, -p.transfer_volume FROM per_tipper p",
+     "SELECT p.tipper, -p.transfer_volume FROM per_tipper p WHERE true"),
 ])
 def test_upgrade_brings_head_function_bodies(empty_dsn: str, base: str, revision: str, function: str,
                                              head_marker: str, old_marker: str) -> None:
-    """0005, 0007, 0008 and 0011 change function bodies only: a database deployed at the revision
+    """0005, 0007, 0008, 0011 and 0013 change function bodies (0013 a view too): a database deployed at the revision
     before, with that release's body of `function` (stood for by head's with a marker
     changed), gets head's when it upgrades, and keeps it (harmlessly) when it goes back."""
     migrate.upgrade(empty_dsn, base)
@@ -249,6 +253,51 @@ def test_0012_fills_current_tips_from_the_history_and_downgrades(empty_dsn: str)
             conn.execute("SELECT payday.rebuild_current_tips()")
     migrate.upgrade(empty_dsn)
     assert query(empty_dsn, "SELECT tipper, tippee, amount FROM payday.current_tips") == [("alice", "bob", 3)]
+    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+
+
+def test_0013_due_credits_reads_the_candidates_and_downgrades(empty_dsn: str) -> None:
+    """0013: payday.due_credits sums the current tips of its candidates only (a lateral read
+    by tipper); the same payouts are due before the upgrade, after it and after the
+    downgrade, which puts 0012's whole-table sum back; a payday then pays them out."""
+    def definition() -> str:
+        return query(empty_dsn, "SELECT pg_get_viewdef('payday.due_credits'::regclass)")[0][0]
+
+    def due() -> list[tuple]:
+        return query(empty_dsn, "SELECT username, balance, obligations, payout, credit_amount, fee, route "
+                                "FROM payday.credits_due()")
+
+    migrate.upgrade(empty_dsn, "0012")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        # alice: 50.00, tips bob 2.00: 48.00 after the tips, 2.00 still owed, 46.00 due; carol: 15.00, tips bob 6.00, 9.00 left is
+        # below the minimum credit; dave: 30.00, his 25.00 to eve (suspicious) do not count;
+        # erin: 9.99, nothing to sum (below the minimum whatever she owes); bob gets 8.00.
+        conn.execute("INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
+                     "balanced_account_uri) VALUES ('alice', '2013-04-01', false, 50.00, '/acct/a'), "
+                     "('bob', '2013-04-01', false, 0, '/acct/b'), ('carol', '2013-04-01', false, 15.00, '/acct/c'), "
+                     "('dave', '2013-04-01', false, 30.00, '/acct/d'), ('eve', '2013-04-01', true, 0, NULL), "
+                     "('erin', '2013-04-01', false, 9.99, '/acct/e')")
+        conn.execute("INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) VALUES "
+                     "('2013-04-02', '2013-04-02', 'alice', 'bob', 2.00), "
+                     "('2013-04-02', '2013-04-02', 'carol', 'bob', 6.00), "
+                     "('2013-04-02', '2013-04-02', 'dave', 'eve', 25.00)")
+        conn.execute("SELECT payday.start()")
+        conn.execute("SELECT count(*) FROM payday.charge_intents('manual')")
+        conn.execute("SELECT * FROM payday.pay_tips()")
+        conn.execute("SELECT payday.clear_pending()")
+        assert "LATERAL" not in definition()
+        before = due()
+        assert [(r[0], r[3]) for r in before] == [("alice", 46), ("dave", 30)]
+        migrate.upgrade(empty_dsn, "0013")
+        assert "LATERAL" in definition() and due() == before
+        migrate.downgrade(empty_dsn, "0012")
+        assert "LATERAL" not in definition() and due() == before
+        migrate.upgrade(empty_dsn)
+        assert due() == before
+        paid = conn.execute("SELECT participant, amount FROM payday.credit_intents(ARRAY['alice', 'dave'], 'manual') "
+                            "ORDER BY participant").fetchall()
+        assert paid == [("alice", Decimal("-45.70")), ("dave", Decimal("-29.70"))]
+        assert due() == []
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 

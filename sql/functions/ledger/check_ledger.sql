@@ -60,64 +60,41 @@ BEGIN
           FROM payday.participants p
          WHERE p.pending IS NOT NULL AND (pd.id IS NULL OR pd.phase NOT IN ('payin', 'clear'));
 
-    -- Every balance (plus pending, during a payday) equals its ledger.
+    -- Every balance (plus pending, during a payday) equals its ledger, and each payday's
+    -- counters equal what its transfers and exchanges say. One statement for both: the
+    -- sums per (payday, tipper) serve the counters and the tippers' side of the ledger, so
+    -- the transfers are read twice (by tipper, by tippee), not three times (bench/README.md,
+    -- twelfth round).
     RETURN QUERY EXECUTE format($q$
-        WITH moves AS (
+        WITH per_tipper AS MATERIALIZED (
+            -- Hashed by (payday, tipper) first: ntippers is then a plain count, with no
+            -- count(DISTINCT) sorting the payday's transfers. Manual transfers outside a
+            -- payday (payday_id NULL) count in the ledger, not in any payday's counters.
+            SELECT t.payday_id, t.tipper,
+                   count(*) AS ntransfers,
+                   coalesce(sum((t.amount * 100)::bigint) FILTER (WHERE t.amount < 1e13), 0) * 0.01
+                   + coalesce(sum(t.amount) FILTER (WHERE t.amount >= 1e13), 0) AS transfer_volume,
+                   count(*) FILTER (WHERE t.context = 'tip') AS ntips
+              FROM payday.transfers t WHERE true %2$s GROUP BY t.payday_id, t.tipper
+        ), moves AS (
             SELECT x.participant AS username,
                    CASE WHEN x.kind = 'charge' THEN x.amount ELSE x.amount - x.fee END AS delta
               FROM payday.exchanges x WHERE x.status = 'succeeded' %1$s
             UNION ALL
             SELECT t.tippee, t.amount FROM payday.transfers t WHERE true %2$s
             UNION ALL
-            SELECT t.tipper, -t.amount FROM payday.transfers t WHERE true %2$s
+            SELECT p.tipper, -p.transfer_volume FROM per_tipper p
         ), ledger AS (
             -- In integer cents (bigint) but for amounts of 10^13 and more: the cheaper sum.
             SELECT m.username,
                    coalesce(sum((m.delta * 100)::bigint) FILTER (WHERE abs(m.delta) < 1e13), 0) * 0.01
                    + coalesce(sum(m.delta) FILTER (WHERE abs(m.delta) >= 1e13), 0) AS delta
               FROM moves m GROUP BY m.username
-        )
-        -- A ledger name that is no participant is money nobody holds (a transfer or an
-        -- exchange written for a name that was gone): reported on its own.
-        SELECT CASE WHEN p.username IS NULL THEN 'ledger entries of no participant'
-                    ELSE 'balance differs from ledger' END,
-               coalesce(p.username, l.username),
-               CASE WHEN p.username IS NULL THEN 'a participant'
-                    ELSE (%3$s + coalesce(l.delta, 0))::text END,
-               CASE WHEN p.username IS NULL THEN format('no participant; the ledger moves %%s', l.delta)
-                    ELSE (p.balance + coalesce(p.pending, 0))::text END
-          FROM payday.participants p
-          FULL JOIN ledger l ON l.username = p.username
-          %4$s
-         WHERE p.username IS NULL
-            OR p.balance + coalesce(p.pending, 0) <> %3$s + coalesce(l.delta, 0)
-        $q$, exchanges_since, transfers_since, base, mark_join);
-
-    -- A marked balance of a name that is no participant (a rename cascades into the mark).
-    IF since IS NOT NULL THEN
-        RETURN QUERY
-            SELECT 'ledger mark of no participant', m.username, 'a participant',
-                   format('no participant; the mark holds %s', m.balance)
-              FROM payday.ledger_mark m
-             WHERE NOT EXISTS (SELECT 1 FROM payday.participants p WHERE p.username = m.username);
-    END IF;
-
-    -- Each payday's counters equal what its transfers and exchanges say.
-    RETURN QUERY EXECUTE format($q$
-        WITH per_tipper AS (
-            -- Hashed by (payday, tipper) first: ntippers is then a plain count, with no
-            -- count(DISTINCT) sorting the payday's transfers.
-            SELECT t.payday_id, t.tipper,
-                   count(*) AS ntransfers,
-                   coalesce(sum((t.amount * 100)::bigint) FILTER (WHERE t.amount < 1e13), 0) * 0.01
-                   + coalesce(sum(t.amount) FILTER (WHERE t.amount >= 1e13), 0) AS transfer_volume,
-                   count(*) FILTER (WHERE t.context = 'tip') AS ntips
-              FROM payday.transfers t WHERE t.payday_id IS NOT NULL %1$s GROUP BY t.payday_id, t.tipper
         ), t AS (
             SELECT p.payday_id,
                    sum(p.ntransfers) AS ntransfers, sum(p.transfer_volume) AS transfer_volume,
                    sum(p.ntips) AS ntips, count(*) FILTER (WHERE p.ntips > 0) AS ntippers
-              FROM per_tipper p GROUP BY p.payday_id
+              FROM per_tipper p WHERE p.payday_id IS NOT NULL GROUP BY p.payday_id
         ), x AS (
             SELECT x.payday_id,
                    count(*) FILTER (WHERE x.kind = 'charge' AND x.status = 'succeeded') AS ncharges,
@@ -128,7 +105,7 @@ BEGIN
                    sum(x.amount) FILTER (WHERE x.kind = 'credit' AND x.status = 'succeeded') AS ach_volume,
                    sum(x.fee) FILTER (WHERE x.kind = 'credit' AND x.status = 'succeeded') AS ach_fees_volume,
                    count(*) FILTER (WHERE x.kind = 'credit' AND x.status = 'failed') AS nach_failing
-              FROM payday.exchanges x WHERE true %2$s GROUP BY x.payday_id
+              FROM payday.exchanges x WHERE true %1$s GROUP BY x.payday_id
         ), derived AS (
             SELECT d.id,
                    ARRAY['ntransfers', 'transfer_volume', 'ntips', 'ntippers', 'ncharges', 'charge_volume',
@@ -145,13 +122,37 @@ BEGIN
               FROM payday.paydays d
               LEFT JOIN t ON t.payday_id = d.id
               LEFT JOIN x ON x.payday_id = d.id
-             WHERE true %3$s
+             WHERE true %5$s
         )
+        -- A ledger name that is no participant is money nobody holds (a transfer or an
+        -- exchange written for a name that was gone): reported on its own.
+        SELECT CASE WHEN p.username IS NULL THEN 'ledger entries of no participant'
+                    ELSE 'balance differs from ledger' END,
+               coalesce(p.username, l.username),
+               CASE WHEN p.username IS NULL THEN 'a participant'
+                    ELSE (%3$s + coalesce(l.delta, 0))::text END,
+               CASE WHEN p.username IS NULL THEN format('no participant; the ledger moves %%s', l.delta)
+                    ELSE (p.balance + coalesce(p.pending, 0))::text END
+          FROM payday.participants p
+          FULL JOIN ledger l ON l.username = p.username
+          %4$s
+         WHERE p.username IS NULL
+            OR p.balance + coalesce(p.pending, 0) <> %3$s + coalesce(l.delta, 0)
+        UNION ALL
         SELECT 'payday counter ' || c.name, 'payday ' || d.id, c.expected::text, c.actual::text
           FROM derived d
           CROSS JOIN LATERAL unnest(d.names, d.expected, d.actual) AS c(name, expected, actual)
          WHERE c.expected <> c.actual
-        $q$, transfers_since, exchanges_since, paydays_since);
+        $q$, exchanges_since, transfers_since, base, mark_join, paydays_since);
+
+    -- A marked balance of a name that is no participant (a rename cascades into the mark).
+    IF since IS NOT NULL THEN
+        RETURN QUERY
+            SELECT 'ledger mark of no participant', m.username, 'a participant',
+                   format('no participant; the mark holds %s', m.balance)
+              FROM payday.ledger_mark m
+             WHERE NOT EXISTS (SELECT 1 FROM payday.participants p WHERE p.username = m.username);
+    END IF;
 
     -- Tips are never paid to or from a suspicious participant (SPEC 4.4): the open payday's
     -- tip transfers involving someone suspicious now, unless reversed (payday.reverse_transfer).
