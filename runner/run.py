@@ -309,6 +309,8 @@ class Runner:
         self.processors: dict[str, Any] = {}
         self.limiter: Any = None
         self.conn: psycopg.Connection | None = None  # the writer (main thread only)
+        self.reader: psycopg.Connection | None = None  # the streams' (main thread only), see _stream
+        self._streaming = False  # a stream is open on self.reader
 
     # -- processors ---------------------------------------------------------------
 
@@ -486,16 +488,32 @@ class Runner:
         return outcomes
 
     def _stream(self, query: str, params: tuple[Any, ...] = (), size: int = 1000) -> Generator[dict[str, Any], None, None]:
-        """Rows of a query through a server-side cursor on a separate read connection."""
-        reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
+        """Rows of a query through a server-side cursor on a separate read connection. That
+        connection is kept for the run's next stream (a new one is a server process started
+        and its caches filled again); a stream started while another is open gets one of
+        its own, and a connection that cannot be rolled back is closed (the next stream
+        opens another)."""
+        shared = not self._streaming
+        if shared and (self.reader is None or self.reader.closed):
+            self.reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
+        reader = self.reader if shared and self.reader is not None else connect(self.dsn, autocommit=False, row_factory=dict_row)
+        self._streaming |= shared
         try:
             with reader.cursor(name="payday_stream") as cur:
                 cur.itersize = size
                 cur.execute(query, params)
                 yield from cur
-            reader.rollback()
         finally:
-            reader.close()
+            if shared:
+                self._streaming = False
+            try:
+                reader.rollback()  # also when the caller stopped reading early
+            except Exception:
+                reader.close()
+            if not shared or reader.closed:
+                reader.close()
+                if shared:
+                    self.reader = None
 
     def _pending_jobs(self, kind: str, reconcile: bool) -> Iterator[_Job]:
         q = f"SELECT {_JOB_COLUMNS} FROM payday.pending_exchanges() WHERE kind = %s ORDER BY id"
@@ -690,10 +708,12 @@ class Runner:
                     self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
             except Exception:
                 pass
-            try:
-                self.conn.close()
-            except Exception:
-                pass
+            for conn in (self.conn, self.reader):
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
             for proc in self.processors.values():
                 close = getattr(proc, "close", None)
                 if callable(close):

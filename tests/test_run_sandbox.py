@@ -270,3 +270,31 @@ def test_transient_error_is_retried_with_the_same_key(dsn: str, db: psycopg.Conn
     res = _runner(dsn, flaky).run()
     assert res.status == "finished" and flaky.raised == 1
     assert_expected_end(db)
+
+
+def test_streams_share_one_read_connection(dsn: str, db: psycopg.Connection) -> None:
+    """The runner's streams reuse one read connection, one after the other, also after a
+    stream left early or failed; a stream opened while another is open gets its own; a
+    connection lost is replaced by the next stream."""
+    r = Runner(dsn, processor_override="sandbox", concurrency=1, rps=None, force=False, latency=0.0, log=LOG)
+    q = "SELECT g AS n FROM generate_series(1, 2500) g"
+    try:
+        assert sum(row["n"] for row in r._stream(q)) == 2500 * 2501 // 2
+        first = r.reader
+        assert first is not None and not first.closed
+        outer = r._stream(q, size=10)
+        assert next(outer)["n"] == 1
+        assert [row["n"] for row in r._stream("SELECT 7 AS n")] == [7]  # nested: a connection of its own
+        assert r.reader is first
+        outer.close()  # left early: the connection is kept, its transaction ended
+        assert r.reader is first and first.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert [row["n"] for row in r._stream("SELECT 1 AS n")] == [1] and r.reader is first
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            list(r._stream("SELECT 1 / 0 AS n"))
+        assert r.reader is first and not first.closed  # a failed query: rolled back, kept
+        first.close()  # a lost connection: the next stream opens a new one
+        assert [row["n"] for row in r._stream("SELECT 2 AS n")] == [2]
+        assert r.reader is not None and r.reader is not first
+    finally:
+        if r.reader is not None:
+            r.reader.close()
