@@ -323,6 +323,9 @@ class Runner:
                 )
             try:
                 self.processors[name] = _make_processor(name, self.dsn, self.latency)
+                prepare = getattr(self.processors[name], "prepare", None)
+                if callable(prepare):
+                    prepare()  # e.g. the sandbox starts connecting while the intents are computed
             except RunError:
                 raise
             except Exception as e:

@@ -109,6 +109,12 @@ class SandboxProcessor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def prepare(self) -> None:
+        """Start connecting in the background and return at once (the runner calls it when
+        it builds the processor, so the first call does not wait for a connection while the
+        database computes the intents). The first call still waits until it is ready."""
+        self._pool.open(wait=False)
+
     def _ensure_ready(self) -> None:
         with self._ready_lock:
             if self._ready:

@@ -168,3 +168,24 @@ def test_unreachable_database_is_a_clear_error() -> None:
         p.charge(attempt(1))
     assert "hunter2" not in repr(p) and "hunter2" not in str(e.value)
     p.close()
+
+
+def test_prepare_connects_ahead_of_the_first_call(sandbox_dsn: str) -> None:
+    """prepare() returns at once and connects in the background: a connection is open
+    before any call, and the calls then work as without it."""
+    with SandboxProcessor(sandbox_dsn) as p:
+        p.prepare()
+        p._pool.wait(timeout=10)  # what the first call would wait for
+        assert p._pool.get_stats()["pool_size"] >= 1
+        assert p.charge(attempt(400)).succeeded
+
+
+def test_prepare_on_an_unreachable_database_leaves_the_clear_error() -> None:
+    p = SandboxProcessor("host=127.0.0.1 port=1 dbname=nope user=nobody password=hunter2", connect_timeout=1)
+    try:
+        p.prepare()
+        with pytest.raises(ProcessorError, match="sandbox: cannot prepare its schema") as e:
+            p.charge(attempt(1))
+        assert "hunter2" not in str(e.value)
+    finally:
+        p.close()
