@@ -497,25 +497,27 @@ class Runner:
         its own, and a connection that cannot be rolled back is closed (the next stream
         opens another)."""
         shared = not self._streaming
-        if shared and (self.reader is None or self.reader.closed):
-            self.reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
-        reader = self.reader if shared and self.reader is not None else connect(self.dsn, autocommit=False, row_factory=dict_row)
-        self._streaming |= shared
+        if not shared:
+            reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
+        else:
+            if self.reader is None or self.reader.closed:
+                self.reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
+            reader, self._streaming = self.reader, True
         try:
             with reader.cursor(name="payday_stream") as cur:
                 cur.itersize = size
                 cur.execute(query, params)
                 yield from cur
         finally:
-            if shared:
-                self._streaming = False
             try:
                 reader.rollback()  # also when the caller stopped reading early
             except Exception:
                 reader.close()
             if not shared or reader.closed:
                 reader.close()
-                if shared:
+            if shared:
+                self._streaming = False
+                if reader.closed:
                     self.reader = None
 
     def _pending_jobs(self, kind: str, reconcile: bool) -> Iterator[_Job]:
