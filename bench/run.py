@@ -22,6 +22,7 @@ main connection is timed, and the phase boundaries are the calls to payday.start
 payday.pay_tips(), payday.clear_pending() and payday.finish(). Rows per phase are read
 from the database afterwards (see ROWS below). `--statements N` adds, per payday, the N
 statements that took longest, those the SQL functions run included (bench/statements.py).
+The report ends with the scale targets, met or not by this run (bench/targets.py).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from bench import generate, statements
+from bench import generate, statements, targets
 from bench.baseline import run_baseline
 
 DEFAULT_DSN = os.environ.get("BENCH_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
@@ -459,6 +460,9 @@ def report(results: dict[str, Any]) -> str:
                 lines.append(f"\nexternal calls ({label}): {m['charges']:,} sandbox charges at "
                              f"{lat['latency_s'] * 1000:.0f} ms, concurrency {lat['concurrency']}: "
                              f"{_fmt_s(m['charges_seconds'])}s (whole payday {m['payday_seconds']:.2f}s)")
+    found = results.get("targets") or targets.verdicts(results)
+    if any(v["met"] is not None for v in found):
+        lines += targets.lines(found)
     return "\n".join(lines)
 
 
@@ -550,6 +554,7 @@ def run_all(args: argparse.Namespace, say: Any) -> int:
         results["sizes"].append(bench_size(args, s, s in baseline_sizes, say))
     if args.latency > 0:
         results["latency"] = bench_latency(args, say)
+    results["targets"] = targets.verdicts(results)
     say(report(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -101,6 +101,8 @@ def test_bench_1k_end_to_end(pg_server, tmp_path: Path) -> None:  # type: ignore
     assert results["machine"]["cpu"] and results["machine"]["cores"] >= 1
     assert set(results["probes"]) == {"cpu_ms", "roundtrip_ms", "commit_ms"}
     assert all(v > 0 for v in results["probes"].values())
+    # The targets: a 1k run with no latency figure measures none of them.
+    assert len(results["targets"]) == 5 and all(v["met"] is None for v in results["targets"])
     # Two paydays, each on the 1k loaded afresh: the figures are the median run's (the lower
     # of two), and both totals are kept.
     runs = payday["runs_seconds"]
