@@ -512,13 +512,11 @@ class Runner:
             try:
                 reader.rollback()  # also when the caller stopped reading early
             except Exception:
-                reader.close()
-            if not shared or reader.closed:
-                reader.close()
+                reader.close()  # a shared one is replaced by the next stream (see above)
             if shared:
                 self._streaming = False
-                if reader.closed:
-                    self.reader = None
+            else:
+                reader.close()
 
     def _pending_jobs(self, kind: str, reconcile: bool) -> Iterator[_Job]:
         q = f"SELECT {_JOB_COLUMNS} FROM payday.pending_exchanges() WHERE kind = %s ORDER BY id"
