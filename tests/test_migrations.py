@@ -112,10 +112,12 @@ def test_upgrade_twice_is_a_noop(empty_dsn: str) -> None:
     # 0013: check_ledger() checks the balances and the counters in one statement.
     ("0012", "0013", "payday.check_ledger(boolean)", "SELECT p.tipper, -p.transfer_volume FROM per_tipper p",
      "SELECT p.tipper, -p.transfer_volume FROM per_tipper p WHERE true"),
+    # 0014: pay_tips() sums what tippees receive apart from what tippers pay.
+    ("0013", "0014", "payday.pay_tips()", "FROM due GROUP BY tippee", "FROM due WHERE true GROUP BY tippee"),
 ])
 def test_upgrade_brings_head_function_bodies(empty_dsn: str, base: str, revision: str, function: str,
                                              head_marker: str, old_marker: str) -> None:
-    """0005, 0007, 0008, 0011 and 0013 change function bodies (0013 a view too): a database deployed at the revision
+    """0005, 0007, 0008, 0011, 0013 and 0014 change function bodies (0013 a view too): a database deployed at the revision
     before, with that release's body of `function` (stood for by head's with a marker
     changed), gets head's when it upgrades, and keeps it (harmlessly) when it goes back."""
     migrate.upgrade(empty_dsn, base)

@@ -44,9 +44,11 @@ BEGIN
     -- (bench/README.md, sixth round). ncc_missing (SPEC 4.5) counts the short tippers
     -- without a funding source: what they owe exceeds their balance exactly when some tip
     -- of theirs fails.
-    -- The big sums (per tipper, per participant moved) add integer cents (bigint), which
+    -- The big sums (per tipper, per tippee, the volume) add integer cents (bigint), which
     -- costs less a row than adding numerics; an amount of 10^13 or more, whose cents a bigint
-    -- might not hold, is added as a numeric (bench/README.md, eleventh round).
+    -- might not hold, is added as a numeric (bench/README.md, eleventh round). Each due tip's
+    -- cents are worked out once, in `d`; what tippers pay and what tippees receive are
+    -- summed apart, one sum a row, and meet in a full join (fourteenth round).
     -- Every tipper and tippee inserted below is a participant this statement updates (it
     -- checks that it updated each one, below): the reference check of transfers has
     -- nothing to add for it. The rows go into a table of the payday's own, attached once
@@ -70,32 +72,37 @@ BEGIN
     END IF;
     EXECUTE format($sql$
     WITH d AS MATERIALIZED (
-        SELECT d.tipper, d.tippee, d.amount, d.ctime  -- payday.due_tips, before the tipper is looked at
+        -- cents: the amount in integer cents for every sum below; NULL from 10^13 up.
+        SELECT d.tipper, d.tippee, d.amount, d.ctime,  -- payday.due_tips, before the tipper is looked at
+               CASE WHEN d.amount < 1e13 THEN (d.amount * 100)::bigint END AS cents
           FROM payday.payday_tips d
          WHERE d.amount > 0 AND d.tippee_claimed
     ), tippers AS MATERIALIZED (
         SELECT o.tipper, o.owed, o.owed <= p.balance AS pays_all, p.balance,
                p.balanced_account_uri IS NULL AND p.stripe_customer_id IS NULL AS unfunded
           FROM (SELECT d.tipper,
-                       coalesce(sum((d.amount * 100)::bigint) FILTER (WHERE d.amount < 1e13), 0) * 0.01
-                       + coalesce(sum(d.amount) FILTER (WHERE d.amount >= 1e13), 0) AS owed
+                       coalesce(sum(d.cents), 0) * 0.01 + coalesce(sum(d.amount) FILTER (WHERE d.cents IS NULL), 0) AS owed
                   FROM d GROUP BY d.tipper) o
           JOIN payday.participants p
             ON p.username = o.tipper AND p.claimed_time < $2 AND p.is_suspicious IS NOT TRUE
-    ), due AS MATERIALIZED (
-        -- The tips paid: all of those who can pay all, then the short tippers' in order
-        -- until the first they cannot cover.
-        SELECT d.tipper, d.tippee, d.amount, true AS pays_all
+    ), due_all AS MATERIALIZED (
+        -- The tips paid: all of those who can pay all, ...
+        SELECT d.tipper, d.tippee, d.amount, d.cents
           FROM d JOIN tippers t ON t.tipper = d.tipper
          WHERE t.pays_all
-        UNION ALL
-        SELECT s.tipper, s.tippee, s.amount, false
-          FROM (SELECT d.tipper, d.tippee, d.amount, t.balance,
+    ), due_short AS MATERIALIZED (
+        -- ... and the short tippers' in order until the first they cannot cover.
+        SELECT s.tipper, s.tippee, s.amount, s.cents
+          FROM (SELECT d.tipper, d.tippee, d.amount, d.cents, t.balance,
                        sum(d.amount) OVER (PARTITION BY d.tipper ORDER BY d.ctime, d.tippee
                                            ROWS UNBOUNDED PRECEDING) AS running
                   FROM d JOIN tippers t ON t.tipper = d.tipper
                  WHERE NOT t.pays_all) s
          WHERE s.running <= s.balance
+    ), due AS NOT MATERIALIZED (  -- every paid tip: read in place, not copied
+        SELECT tipper, tippee, amount, cents FROM due_all
+        UNION ALL
+        SELECT tipper, tippee, amount, cents FROM due_short
     ), paid AS (
         -- Ids: dense from the partition's first id, numbered as this one pass reads `due`
         -- (their order is not a contract); from the sequence on a table that is not
@@ -104,31 +111,32 @@ BEGIN
         SELECT coalesce($3 + row_number() OVER (), nextval('payday.transfers_id_seq')), tipper, tippee, amount, $1, 'tip'
           FROM due
     ), moved AS (
-        -- The balances move by exactly the rows inserted above (both read `due`, which is
-        -- materialized once): no RETURNING to buffer a second copy of every transfer. Who
-        -- pays all pays what they owe, summed already.
+        -- The balances move by exactly the rows inserted above (both read the materialized
+        -- due_all and due_short): no RETURNING to buffer a second copy of every transfer.
+        -- Who pays all pays what they owe, summed already; what each tippee receives is
+        -- summed apart, one sum a row, and the two sides meet in a full join (a participant
+        -- can be both).
         UPDATE payday.participants p
-           SET balance = p.balance - d.paid_out,
-               pending = CASE WHEN d.received > 0 THEN coalesce(p.pending, 0) + d.received
+           SET balance = p.balance - m.paid_out,
+               pending = CASE WHEN m.received > 0 THEN coalesce(p.pending, 0) + m.received
                               ELSE p.pending END
-          FROM (SELECT username,
-                       coalesce(sum((paid_out * 100)::bigint) FILTER (WHERE paid_out < 1e13), 0) * 0.01
-                       + coalesce(sum(paid_out) FILTER (WHERE paid_out >= 1e13), 0) AS paid_out,
-                       coalesce(sum((received * 100)::bigint) FILTER (WHERE received < 1e13), 0) * 0.01
-                       + coalesce(sum(received) FILTER (WHERE received >= 1e13), 0) AS received
-                  FROM (SELECT tipper AS username, owed AS paid_out, 0 AS received FROM tippers WHERE pays_all
+          FROM (SELECT coalesce(o.username, r.username) AS username,
+                       coalesce(o.paid_out, 0) AS paid_out, coalesce(r.received, 0) AS received
+                  FROM (SELECT tipper AS username, owed AS paid_out FROM tippers WHERE pays_all
                         UNION ALL
-                        SELECT tipper, amount, 0 FROM due WHERE NOT pays_all
-                        UNION ALL
-                        SELECT tippee, 0, amount FROM due) m
-                 GROUP BY username) d
-         WHERE p.username = d.username
-        RETURNING d.paid_out, d.received
+                        SELECT tipper, sum(amount) FROM due_short GROUP BY tipper) o
+                  FULL JOIN (SELECT tippee AS username,
+                                    coalesce(sum(cents), 0) * 0.01
+                                    + coalesce(sum(amount) FILTER (WHERE cents IS NULL), 0) AS received
+                               FROM due GROUP BY tippee) r
+                    ON r.username = o.username) m
+         WHERE p.username = m.username
+        RETURNING m.paid_out, m.received
     ), figures AS (
         SELECT (SELECT count(*) FROM tippers WHERE pays_all)
-                   + (SELECT count(DISTINCT tipper) FROM due WHERE NOT pays_all) AS ntippers,
+                   + (SELECT count(DISTINCT tipper) FROM due_short) AS ntippers,
                count(*) AS ntips,
-               coalesce(sum(amount), 0) AS volume,
+               coalesce(sum(cents), 0) * 0.01 + coalesce(sum(amount) FILTER (WHERE cents IS NULL), 0) AS volume,
                -- Short of money with no funding source at all (SPEC 4.5).
                (SELECT count(*) FROM tippers WHERE NOT pays_all AND unfunded) AS ncc_missing
           FROM due
