@@ -258,30 +258,17 @@ def test_0012_fills_current_tips_from_the_history_and_downgrades(empty_dsn: str)
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 
-def pay_until_payout(conn: psycopg.Connection) -> None:
-    """A payday started, charged by hand (no outcome: nobody is charged), its tips paid and
-    its pending cleared: in phase payout."""
-    conn.execute("SELECT payday.start()")
-    conn.execute("SELECT count(*) FROM payday.charge_intents('manual')")
-    conn.execute("SELECT * FROM payday.pay_tips()")
-    conn.execute("SELECT payday.clear_pending()")
-
-
-def due_credits_definition(dsn: str) -> str:
-    """payday.due_credits as PostgreSQL prints it."""
-    return query(dsn, "SELECT pg_get_viewdef('payday.due_credits'::regclass)")[0][0]
-
-
-def credits_due(dsn: str) -> list[tuple]:
-    """Every row of payday.credits_due()."""
-    return query(dsn, "SELECT username, balance, obligations, payout, credit_amount, fee, route "
-                      "FROM payday.credits_due()")
-
-
 def test_0013_due_credits_reads_the_candidates_and_downgrades(empty_dsn: str) -> None:
     """0013: payday.due_credits sums the current tips of its candidates only (a lateral read
     by tipper); the same payouts are due before the upgrade, after it and after the
     downgrade, which puts 0012's whole-table sum back; a payday then pays them out."""
+    def definition() -> str:
+        return query(empty_dsn, "SELECT pg_get_viewdef('payday.due_credits'::regclass)")[0][0]
+
+    def due() -> list[tuple]:
+        return query(empty_dsn, "SELECT username, balance, obligations, payout, credit_amount, fee, route "
+                                "FROM payday.credits_due()")
+
     migrate.upgrade(empty_dsn, "0012")
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         # alice: 50.00, tips bob 2.00: 48.00 after the tips, 2.00 still owed, 46.00 due; carol: 15.00, tips bob 6.00, 9.00 left is
@@ -296,62 +283,23 @@ def test_0013_due_credits_reads_the_candidates_and_downgrades(empty_dsn: str) ->
                      "('2013-04-02', '2013-04-02', 'alice', 'bob', 2.00), "
                      "('2013-04-02', '2013-04-02', 'carol', 'bob', 6.00), "
                      "('2013-04-02', '2013-04-02', 'dave', 'eve', 25.00)")
-        pay_until_payout(conn)
-        assert "LATERAL" not in due_credits_definition(empty_dsn)
-        before = credits_due(empty_dsn)
+        conn.execute("SELECT payday.start()")
+        conn.execute("SELECT count(*) FROM payday.charge_intents('manual')")
+        conn.execute("SELECT * FROM payday.pay_tips()")
+        conn.execute("SELECT payday.clear_pending()")
+        assert "LATERAL" not in definition()
+        before = due()
         assert [(r[0], r[3]) for r in before] == [("alice", 46), ("dave", 30)]
         migrate.upgrade(empty_dsn, "0013")
-        assert "LATERAL" in due_credits_definition(empty_dsn) and credits_due(empty_dsn) == before
+        assert "LATERAL" in definition() and due() == before
         migrate.downgrade(empty_dsn, "0012")
-        assert "LATERAL" not in due_credits_definition(empty_dsn) and credits_due(empty_dsn) == before
+        assert "LATERAL" not in definition() and due() == before
         migrate.upgrade(empty_dsn)
-        assert credits_due(empty_dsn) == before
+        assert due() == before
         paid = conn.execute("SELECT participant, amount FROM payday.credit_intents(ARRAY['alice', 'dave'], 'manual') "
                             "ORDER BY participant").fetchall()
         assert paid == [("alice", Decimal("-45.70")), ("dave", Decimal("-29.70"))]
-        assert credits_due(empty_dsn) == []
-    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
-
-
-def test_0015_due_credits_hashes_the_suspicious_and_downgrades(empty_dsn: str) -> None:
-    """0015: the suspicious participants have an index of their own, and payday.due_credits
-    leaves out the tips to them through a hashed subquery (one hash table a statement, not a
-    probe a tip); the same payouts are due before the upgrade, after it and after the
-    downgrade, which puts 0013's view back and drops the index; a payday then pays them out."""
-    def indexed() -> bool:
-        return query(empty_dsn, "SELECT to_regclass('payday.participants_suspicious_idx') IS NOT NULL")[0][0]
-
-    migrate.upgrade(empty_dsn, "0014")
-    with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        # alice tips bob (2.00) and eve, suspicious (5.00): only bob's tip is owed; dave's
-        # 25.00 to eve do not count; frank, suspicious, is due nothing.
-        conn.execute("INSERT INTO payday.participants (username, claimed_time, is_suspicious, balance, "
-                     "balanced_account_uri) VALUES ('alice', '2013-04-01', false, 50.00, '/acct/a'), "
-                     "('bob', '2013-04-01', false, 0, '/acct/b'), ('dave', '2013-04-01', false, 30.00, '/acct/d'), "
-                     "('eve', '2013-04-01', true, 0, NULL), ('frank', '2013-04-01', true, 40.00, '/acct/f')")
-        conn.execute("INSERT INTO payday.tips (ctime, mtime, tipper, tippee, amount) VALUES "
-                     "('2013-04-02', '2013-04-02', 'alice', 'bob', 2.00), "
-                     "('2013-04-02', '2013-04-02', 'alice', 'eve', 5.00), "
-                     "('2013-04-02', '2013-04-02', 'dave', 'eve', 25.00)")
-        pay_until_payout(conn)
-        assert "t.tippee IN (" not in due_credits_definition(empty_dsn) and not indexed()
-        before = credits_due(empty_dsn)
-        assert [(r[0], r[2], r[3]) for r in before] == [("alice", 2, 46), ("dave", 0, 30)]
-        migrate.upgrade(empty_dsn, "0015")
-        assert "NOT (t.tippee IN (" in due_credits_definition(empty_dsn) and indexed()
-        assert credits_due(empty_dsn) == before
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT * FROM payday.due_credits WHERE username = 'alice'").fetchall())
-        assert "hashed SubPlan" in plan, plan
-        migrate.downgrade(empty_dsn, "0014")
-        assert "t.tippee IN (" not in due_credits_definition(empty_dsn) and not indexed()
-        assert credits_due(empty_dsn) == before
-        migrate.upgrade(empty_dsn)
-        assert indexed() and credits_due(empty_dsn) == before
-        paid = conn.execute("SELECT participant, amount FROM payday.credit_intents(ARRAY['alice', 'dave'], 'manual') "
-                            "ORDER BY participant").fetchall()
-        assert paid == [("alice", Decimal("-45.70")), ("dave", Decimal("-29.70"))]
-        assert credits_due(empty_dsn) == []
+        assert due() == []
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 

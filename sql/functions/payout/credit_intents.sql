@@ -3,10 +3,6 @@ RETURNS SETOF payday.exchanges
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, payday, pg_temp
-    -- payday.due_credits hashes the usernames of the suspicious participants once per
-    -- statement (schema 0015): room for that table whatever their number, or PostgreSQL
-    -- would compare each tip with every one of them.
-    SET work_mem = '256MB'
     AS $$
 DECLARE
     pd payday.paydays := payday.require_open_payday(true, 'payout');
