@@ -239,6 +239,19 @@ SELECT count(*), sum(s) FROM (
 """
 
 
+def cpu_probe(conn: psycopg.Connection[Any], runs: int) -> float:
+    """CPU_PROBE's median time in ms over `runs` runs, after one warm-up, on `conn`."""
+    conn.execute("SET jit = off")
+    conn.execute("SET work_mem = '256MB'")
+    conn.execute(CPU_PROBE)
+    cpu: list[float] = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        conn.execute(CPU_PROBE).fetchall()
+        cpu.append(time.perf_counter() - t0)
+    return round(1000 * sorted(cpu)[len(cpu) // 2], 2)
+
+
 def probes(dsn: str, runs: int = 5, commits: int = 200) -> dict[str, float]:
     """Three figures of the machine, so that runs on different machines can be read side by
     side (medians): `cpu_ms`, CPU_PROBE's time (`runs` of it, after one warm-up);
@@ -246,14 +259,7 @@ def probes(dsn: str, runs: int = 5, commits: int = 200) -> dict[str, float]:
     INSERT (a round trip and a WAL flush). The report sets the last two against the
     baseline's queries and commits (`commits` of each)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET jit = off")
-        conn.execute("SET work_mem = '256MB'")
-        conn.execute(CPU_PROBE)
-        cpu: list[float] = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            conn.execute(CPU_PROBE).fetchall()
-            cpu.append(time.perf_counter() - t0)
+        cpu = cpu_probe(conn, runs)
         trip: list[float] = []
         for _ in range(commits):
             t0 = time.perf_counter()
@@ -269,7 +275,7 @@ def probes(dsn: str, runs: int = 5, commits: int = 200) -> dict[str, float]:
                 commit.append(time.perf_counter() - t0)
         finally:
             conn.execute(f"DROP TABLE {table}")
-    return {"cpu_ms": round(1000 * sorted(cpu)[len(cpu) // 2], 2),
+    return {"cpu_ms": cpu,
             "roundtrip_ms": round(1000 * sorted(trip)[len(trip) // 2], 3),
             "commit_ms": round(1000 * sorted(commit)[len(commit) // 2], 3)}
 
@@ -297,8 +303,12 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def one_payday(args: argparse.Namespace, dsn: str, say: Any) -> dict[str, Any]:
     """One payday through the runner on the freshly loaded `dsn`: the server checkpointed
-    first, then rows per phase and payday.check() read afterwards."""
+    and the CPU probe timed first (`cpu_probe_ms`, three runs: this machine's speed has moved
+    by a fifth within an hour, bench/README.md, fifteenth round), then rows per phase and
+    payday.check() read afterwards."""
     out: dict[str, Any] = {"checkpoint_s": settle(args.dsn)}
+    with psycopg.connect(args.dsn, autocommit=True) as conn:
+        out["cpu_probe_ms"] = cpu_probe(conn, 3)
     dbname = str(conninfo_to_dict(dsn)["dbname"])
     if args.statements:
         statements.reset(args.dsn, dbname)
@@ -337,8 +347,9 @@ def bench_size(args: argparse.Namespace, size: str, baseline: bool, say: Any) ->
             runs.append(one_payday(args, dsn, say))
         child = median_run(runs)
         out["checkpoint_s"] = child["checkpoint_s"]
-        out["payday"] = {k: v for k, v in child.items() if k != "checkpoint_s"}
+        out["payday"] = {k: v for k, v in child.items() if k not in ("checkpoint_s", "cpu_probe_ms")}
         out["payday"]["runs_seconds"] = [r["seconds"] for r in runs]
+        out["payday"]["runs_cpu_probe_ms"] = [r["cpu_probe_ms"] for r in runs]
         out["payday"]["check_violations"] = max(r["check_violations"] for r in runs)
         if any(r["status"] != "finished" for r in runs):
             out["payday"]["status"] = "not finished in every run"
@@ -421,6 +432,9 @@ def report(results: dict[str, Any]) -> str:
         if len(runs) > 1:
             lines.append(f"  (the median of {len(runs)} paydays, each on the same data loaded afresh: "
                          + ", ".join(f"{x:.2f}" for x in runs) + " s)")
+        if p.get("runs_cpu_probe_ms"):
+            lines.append("  (the CPU probe just before " + ("each payday" if len(runs) > 1 else "the payday") + ": "
+                         + ", ".join(f"{x:.0f}" for x in p["runs_cpu_probe_ms"]) + " ms)")
         if p.get("statements"):
             lines += statements.lines(p["statements"])
         if "baseline" in r:

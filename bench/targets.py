@@ -42,6 +42,9 @@ def _payday_time(r: dict[str, Any] | None, size: str, limit: float) -> dict[str,
     measured = f"{p['seconds']:.2f} s"
     if len(runs) > 1:
         measured += f" (single paydays {min(runs):.2f}-{max(runs):.2f} s)"
+    cpu = p.get("runs_cpu_probe_ms")
+    if cpu:  # the machine's speed just before them: a miss on a slow hour reads as one
+        measured += f"; CPU probe {min(cpu):.0f}" + (f"-{max(cpu):.0f}" if max(cpu) != min(cpu) else "") + " ms"
     if not _sound(p):
         measured += f"; payday {p.get('status')}, check() violations: {p.get('check_violations')}"
     return {"target": target, "measured": measured, "met": _sound(p) and p["seconds"] <= limit,

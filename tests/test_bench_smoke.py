@@ -107,6 +107,11 @@ def test_bench_1k_end_to_end(pg_server, tmp_path: Path) -> None:  # type: ignore
     # of two), and both totals are kept.
     runs = payday["runs_seconds"]
     assert len(runs) == 2 and all(isinstance(x, float) and x > 0 for x in runs)
+    # The machine's speed just before each of them.
+    probes = payday["runs_cpu_probe_ms"]
+    assert len(probes) == 2 and all(isinstance(x, float) and x > 0 for x in probes)
+    assert "cpu_probe_ms" not in payday  # the median run's own figure is in the list, not beside it
+    assert "(the CPU probe just before each payday: " in bench_run.report(results)
     assert payday["seconds"] == min(runs)
     assert size["ratio"] == baseline_seconds(size) / min(runs)
     baseline = size["baseline"]

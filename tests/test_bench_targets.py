@@ -54,6 +54,18 @@ def test_a_median_within_the_limit_with_a_slower_single_payday() -> None:
     assert "(not by every single payday)" in "\n".join(targets.lines([v]))
 
 
+def test_the_payday_times_carry_the_cpu_probe_taken_before_each_payday() -> None:
+    slow = size("1M", 62.0, [61.0, 62.0, 68.0])
+    slow["payday"]["runs_cpu_probe_ms"] = [143.4, 129.0, 136.2]
+    found = by_target({"sizes": [slow]})
+    v = found["1m payday in <= 60 s"]
+    assert v["met"] is False
+    assert v["measured"] == "62.00 s (single paydays 61.00-68.00 s); CPU probe 129-143 ms"
+    one = size("100k", 4.5)
+    one["payday"]["runs_cpu_probe_ms"] = [131.0]
+    assert by_target({"sizes": [one]})["100k payday in <= 10 s"]["measured"] == "4.50 s; CPU probe 131 ms"
+
+
 def test_an_unsound_payday_meets_nothing() -> None:
     found = by_target({"sizes": [size("10k", 0.1, baseline=60.0, violations=2), size("100k", 1.0, status="skipped")]})
     assert found["100k payday in <= 10 s"]["met"] is False
