@@ -282,15 +282,15 @@ def probes(dsn: str, runs: int = 5, commits: int = 200) -> dict[str, float]:
 
 # -- one size -----------------------------------------------------------------------------------
 
-def settle(dsn: str) -> float | None:
+def settle(conn: psycopg.Connection[Any]) -> float | None:
     """CHECKPOINT after the load, as after any bulk load: a weekly payday starts on a server
     whose data is on disk, not one still writing out the gigabytes just loaded (at 1m the
     effect was inside the run-to-run spread: bench/README.md, sixth round). Seconds taken,
-    or None when the role may not checkpoint (then the payday runs as it is)."""
+    or None when the role may not checkpoint (then the payday runs as it is). `conn` is in
+    autocommit, so a refused CHECKPOINT leaves it usable."""
     t0 = time.perf_counter()
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
+        conn.execute("CHECKPOINT")
     except psycopg.Error:
         return None
     return time.perf_counter() - t0
@@ -306,9 +306,8 @@ def one_payday(args: argparse.Namespace, dsn: str, say: Any) -> dict[str, Any]:
     and the CPU probe timed first (`cpu_probe_ms`, three runs: this machine's speed has moved
     by a fifth within an hour, bench/README.md, fifteenth round), then rows per phase and
     payday.check() read afterwards."""
-    out: dict[str, Any] = {"checkpoint_s": settle(args.dsn)}
     with psycopg.connect(args.dsn, autocommit=True) as conn:
-        out["cpu_probe_ms"] = cpu_probe(conn, 3)
+        out: dict[str, Any] = {"checkpoint_s": settle(conn), "cpu_probe_ms": cpu_probe(conn, 3)}
     dbname = str(conninfo_to_dict(dsn)["dbname"])
     if args.statements:
         statements.reset(args.dsn, dbname)

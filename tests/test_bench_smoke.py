@@ -65,6 +65,21 @@ def test_probes_time_a_fixed_statement_round_trips_and_commits(pg_server) -> Non
     assert left == 0  # and it is gone
 
 
+def test_a_refused_checkpoint_leaves_the_probe_its_connection(pg_server) -> None:  # type: ignore[no-untyped-def]
+    role = f"bench_no_checkpoint_{os.getpid()}"
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            conn.execute(f"SET ROLE {role}")  # neither superuser nor pg_checkpoint
+            assert bench_run.settle(conn) is None
+            assert bench_run.cpu_probe(conn, 1) > 0
+            conn.execute("RESET ROLE")
+            assert isinstance(bench_run.settle(conn), float)
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(f"DROP ROLE {role}")
+
+
 def test_report_shows_the_machine_and_the_probes() -> None:
     text = bench_run.report({
         "machine": {"cpu": "Some CPU", "cores": 2, "memory_mb": 2048},
