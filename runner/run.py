@@ -8,7 +8,10 @@
   ceiling, transient errors retried with the same key), outcomes recorded in batches
   by `payday.record_outcomes()` in a background thread while the calls go on; then
   `payday.pay_tips()`.
-* clear:  `payday.clear_pending()`.
+* clear:  `payday.clear_pending()`. From this phase on (the tips are paid),
+  `payday.index_tip_transfers()` builds the tip transfers' tipper, tippee and payday_id
+  indexes on a connection of its own in a thread, while the clear and the payout run;
+  the runner waits for it before `finish()`, which builds whatever is still missing.
 * payout: reconcile `pre` credits, then stream `payday.credits_due()` in batches of
   CREDIT_BATCH: merchant checks (concurrent, or one is_merchant_many() request), one `payday.credit_intents()` call for the
   batch's merchants (a name no longer due is left out and logged), credits, outcomes
@@ -311,6 +314,8 @@ class Runner:
         self.conn: psycopg.Connection | None = None  # the writer (main thread only)
         self.reader: psycopg.Connection | None = None  # the streams' (main thread only), see _stream
         self._streaming = False  # a stream is open on self.reader
+        self._indexer: threading.Thread | None = None  # see _index_tip_transfers
+        self._indexer_error: BaseException | None = None
 
     # -- processors ---------------------------------------------------------------
 
@@ -678,6 +683,35 @@ class Runner:
         if skipped[0]:
             self.log.info("payout: %d participant(s) skipped (not a merchant)", skipped[0])
 
+    def _index_tip_transfers(self, payday_id: int) -> None:
+        """Starts payday.index_tip_transfers() for the payday, once per run, on a connection of
+        its own in a thread: the tip transfers' tipper, tippee and payday_id indexes are
+        built on the second core while the clear and the payout run. Nothing depends on it:
+        finish() builds whatever is missing, so a failure here is only logged."""
+        if self._indexer is not None:
+            return
+
+        def build() -> None:
+            try:
+                with connect(self.dsn, autocommit=True) as conn:
+                    row = conn.execute("SELECT payday.index_tip_transfers(%s)", (payday_id,)).fetchone()
+                self.log.info("tip transfers' indexes: %s built", row[0] if row else 0)
+            except BaseException as e:  # reported by _await_indexes
+                self._indexer_error = e
+
+        self._indexer = threading.Thread(target=build, name="payday-index", daemon=True)
+        self._indexer.start()
+
+    def _await_indexes(self) -> None:
+        """Waits for the thread of _index_tip_transfers, if one was started; logs its failure."""
+        if self._indexer is None:
+            return
+        self._indexer.join()
+        if self._indexer_error is not None:
+            self.log.warning("building the tip transfers' indexes on the side failed (%s); finish() builds them",
+                             redact(_one_line(self._indexer_error)))
+            self._indexer_error = None
+
     def finish(self) -> dict[str, Any]:
         assert self.conn is not None
         try:
@@ -711,6 +745,8 @@ class Runner:
                     self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
             except Exception:
                 pass
+            if self._indexer is not None:
+                self._indexer.join()  # its own connection: not left building after the run
             for conn in (self.conn, self.reader):
                 try:
                     if conn is not None:
@@ -769,12 +805,15 @@ class Runner:
             phase = pd["phase"]
             while phase != "done":
                 self.log.info("phase %s", phase)
+                if phase in ("clear", "payout"):
+                    self._index_tip_transfers(pd["id"])  # the tips are paid: their indexes, on the side
                 if phase == "payin":
                     self.payin(pool)
                 elif phase == "clear":
                     self.clear()
                 elif phase == "payout":
                     self.payout(pool)
+                    self._await_indexes()
                     _crash_point("before_finish")
                     self.finish()
                     _crash_point("after_finish")

@@ -114,10 +114,12 @@ def test_upgrade_twice_is_a_noop(empty_dsn: str) -> None:
      "SELECT p.tipper, -p.transfer_volume FROM per_tipper p WHERE true"),
     # 0014: pay_tips() sums what tippees receive apart from what tippers pay.
     ("0013", "0014", "payday.pay_tips()", "FROM due GROUP BY tippee", "FROM due WHERE true GROUP BY tippee"),
+    # 0015: finish() builds the tip transfers' indexes pay_tips() no longer builds.
+    ("0014", "0015", "payday.finish()", "PERFORM payday.index_tip_transfers(pd.id);", "NULL;"),
 ])
 def test_upgrade_brings_head_function_bodies(empty_dsn: str, base: str, revision: str, function: str,
                                              head_marker: str, old_marker: str) -> None:
-    """0005, 0007, 0008, 0011, 0013 and 0014 change function bodies (0013 a view too): a database deployed at the revision
+    """0005, 0007, 0008, 0011, 0013, 0014 and 0015 change function bodies (0013 a view too): a database deployed at the revision
     before, with that release's body of `function` (stood for by head's with a marker
     changed), gets head's when it upgrades, and keeps it (harmlessly) when it goes back."""
     migrate.upgrade(empty_dsn, base)
@@ -300,6 +302,62 @@ def test_0013_due_credits_reads_the_candidates_and_downgrades(empty_dsn: str) ->
                             "ORDER BY participant").fetchall()
         assert paid == [("alice", Decimal("-45.70")), ("dave", Decimal("-29.70"))]
         assert due() == []
+    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+
+
+def test_0015_makes_the_tip_transfers_other_indexes_each_partitions_own_and_downgrades(empty_dsn: str) -> None:
+    """0015: the tipper, tippee and payday_id indexes of payday.transfers become each
+    partition's own, built again under their names; pay_tips() then attaches a payday's
+    partition with its primary key only. Downgraded in the middle of that payday, its
+    partition gets the three it lacks and every partition's are the partitioned table's
+    again; head's functions close the payday at 0014 and the next one as before."""
+    def pay(conn: psycopg.Connection, until: str = "done") -> None:
+        if until == "done":
+            conn.execute("SELECT payday.clear_pending()")
+            conn.execute("SELECT * FROM payday.finish()")
+            return
+        conn.execute("SELECT payday.start()")
+        conn.execute("SELECT payday.record_outcomes(coalesce(array_agg(id), '{}'), coalesce(array_agg(true), '{}')) "
+                     "FROM payday.charge_intents('manual')")
+        conn.execute("SELECT * FROM payday.pay_tips()")
+
+    def indexes() -> list[tuple]:
+        """(index, the partitioned index it belongs to or None) of every partition."""
+        return query(empty_dsn, """
+            SELECT c.relname, p.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+              LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent
+             WHERE x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'payday.transfers'::regclass)
+             ORDER BY 1""")
+
+    def expected(parts: list[str], own: bool) -> list[tuple]:
+        return sorted((f"{t}_{k}", ("transfers_" + k) if k == "pkey" or not own else None)
+                      for t in parts for k in ("payday_idx", "pkey", "tippee_idx", "tipper_idx"))
+
+    migrate.upgrade(empty_dsn, "0014")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        alice_tips_bob(conn)
+        pay(conn, "tips")
+        pay(conn)
+        conn.execute("SELECT payday.transfer('bob', 'alice', 1.00)")
+        parts = ["transfers_ledger", "transfers_payday_1"]
+        assert [(i, p) for i, p in indexes()] == [(i, p) for i, p in expected(parts, own=False)]
+        ledger = query(empty_dsn, "SELECT id, tipper, tippee, amount FROM payday.transfers ORDER BY id")
+        migrate.upgrade(empty_dsn, "0015")
+        assert indexes() == expected(parts, own=True)
+        assert query(empty_dsn, "SELECT count(*) FROM pg_indexes WHERE tablename = 'transfers'") == [(1,)]  # the key
+        pay(conn, "tips")  # payday 2's tips: its partition has its primary key only
+        assert [i for i, _ in indexes() if i.startswith("transfers_payday_2")] == ["transfers_payday_2_pkey"]
+        migrate.downgrade(empty_dsn, "0014")
+        assert indexes() == expected(parts + ["transfers_payday_2"], own=False)
+        assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+        pay(conn)  # head's finish() at 0014: nothing left to build
+        pay(conn, "tips")  # head's pay_tips() at 0014 builds all four before the attach
+        pay(conn)
+        assert indexes() == expected(parts + ["transfers_payday_2", "transfers_payday_3"], own=False)
+        migrate.upgrade(empty_dsn)
+        assert indexes() == expected(parts + ["transfers_payday_2", "transfers_payday_3"], own=True)
+        assert query(empty_dsn, "SELECT id, tipper, tippee, amount FROM payday.transfers WHERE id <= %d ORDER BY id"
+                     % max(r[0] for r in ledger)) == ledger
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 

@@ -298,3 +298,54 @@ def test_streams_share_one_read_connection(dsn: str, db: psycopg.Connection) -> 
     finally:
         if r.reader is not None:
             r.reader.close()
+
+
+def _runner_connections(db: psycopg.Connection) -> int:
+    """The runner's backends still there, waited for up to 5 s (a backend exits a moment
+    after its client has closed the connection)."""
+    import time
+
+    for _ in range(100):
+        row = db.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                         "AND application_name = 'payday' AND pid <> pg_backend_pid()").fetchone()
+        if row == (0,):
+            return 0
+        time.sleep(0.05)
+    return int(row[0]) if row else -1
+
+
+def test_the_tip_transfers_indexes_are_built_on_the_side(
+        dsn: str, db: psycopg.Connection, caplog: pytest.LogCaptureFixture) -> None:
+    seeded(dsn)
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        assert run(dsn).status == "finished"
+    assert "tip transfers' indexes: 3 built" in caplog.text
+    assert db.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'payday.transfers_payday_1'::regclass "
+                      "AND indisvalid").fetchone() == (4,)
+    assert _runner_connections(db) == 0
+
+
+def test_a_failed_side_build_of_the_indexes_is_left_to_finish(
+        dsn: str, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing depends on the side build: when it fails, the run logs it and finish() builds
+    the indexes before its checks."""
+    import threading
+
+    import payday.run as prun
+
+    connect = prun.connect
+
+    def failing_on_the_side(*a: Any, **kw: Any) -> psycopg.Connection:
+        if threading.current_thread().name == "payday-index":
+            raise prun.DatabaseUnreachable("cannot connect to the database: test")
+        return connect(*a, **kw)
+
+    monkeypatch.setattr(prun, "connect", failing_on_the_side)
+    seeded(dsn)
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        assert run(dsn).status == "finished"
+    assert "building the tip transfers' indexes on the side failed (cannot connect" in caplog.text
+    assert "indexes: 3 built" not in caplog.text
+    assert db.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'payday.transfers_payday_1'::regclass "
+                      "AND indisvalid").fetchone() == (4,)
+    assert_expected_end(db)

@@ -20,6 +20,7 @@ RUNNER_FUNCTIONS = {
     "start()", "pay_tips()", "clear_pending()", "finish()", "charge_intent(text,text)", "charge_intents(text)",
     "credit_intent(text,text)", "credit_intents(text[],text)", "charge_outcome(bigint,boolean,text,text)",
     "credit_outcome(bigint,boolean,text,text)", "record_outcomes(bigint[],boolean[],text[],text[])",
+    "index_tip_transfers(bigint)",
 }
 READ_FUNCTIONS = {
     "open_payday()", "check()", "check_recent()", "charges_due()", "credits_due()", "pending_exchanges()", "upcharge(numeric)",

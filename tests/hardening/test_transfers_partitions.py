@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import psycopg
+import pytest
 
 from payday import migrate
 
@@ -22,6 +23,14 @@ def partitions(conn: psycopg.Connection) -> list[tuple[str, str]]:
         "ORDER BY c.relname").fetchall()
 
 
+def indexes(conn: psycopg.Connection, table: str) -> list[tuple[str, str | None, bool]]:
+    """(index, the partitioned index it is a partition of or None, valid) of each index of `table`."""
+    return conn.execute(
+        "SELECT c.relname, p.relname, x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+        "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE x.indrelid = %s::regclass ORDER BY 1", (table,)).fetchall()
+
+
 def test_a_paydays_tip_transfers_are_a_partition_of_their_own(db: psycopg.Connection) -> None:
     community(db)
     sql_payday(db)
@@ -36,15 +45,16 @@ def test_a_paydays_tip_transfers_are_a_partition_of_their_own(db: psycopg.Connec
     assert all(SPAN < t[0] < 2 * SPAN for t in tips)
     assert db.execute("SELECT tipper, tippee, context FROM payday.transfers_ledger").fetchall() == [
         ("carol", "dave", "manual")]
-    # Its indexes are partitions of the partitioned table's, and valid.
-    assert db.execute(
-        "SELECT p.relname, c.relname, x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
-        "JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent "
-        "WHERE x.indrelid = 'payday.transfers_payday_1'::regclass ORDER BY 1").fetchall() == [
-        ("transfers_payday_idx", "transfers_payday_1_payday_idx", True),
-        ("transfers_pkey", "transfers_payday_1_pkey", True),
-        ("transfers_tippee_idx", "transfers_payday_1_tippee_idx", True),
-        ("transfers_tipper_idx", "transfers_payday_1_tipper_idx", True)]
+    # Its primary key is a partition of the partitioned table's; its tipper, tippee and
+    # payday_id indexes are its own (schema 0015), built by the close. All valid.
+    assert indexes(db, "payday.transfers_payday_1") == [
+        ("transfers_payday_1_payday_idx", None, True),
+        ("transfers_payday_1_pkey", "transfers_pkey", True),
+        ("transfers_payday_1_tippee_idx", None, True),
+        ("transfers_payday_1_tipper_idx", None, True)]
+    assert [r[:2] for r in indexes(db, "payday.transfers_ledger")] == [
+        ("transfers_ledger_payday_idx", None), ("transfers_ledger_pkey", "transfers_pkey"),
+        ("transfers_ledger_tippee_idx", None), ("transfers_ledger_tipper_idx", None)]
     # The next payday gets the next range; the reading roles read both through the parent.
     sql_payday(db)
     assert [p[0] for p in partitions(db)][-1] == "payday.transfers_payday_2"
@@ -53,6 +63,57 @@ def test_a_paydays_tip_transfers_are_a_partition_of_their_own(db: psycopg.Connec
         assert db.execute("SELECT count(*) FROM payday.transfers_payday_2").fetchone() == (3,)
         assert db.execute("SELECT count(*) FROM payday.transfers").fetchone() == (7,)
     assert violations(db) == []
+
+
+def test_the_partitions_other_indexes_come_after_pay_tips(db: psycopg.Connection) -> None:
+    """pay_tips() attaches the partition with its primary key only; payday.index_tip_transfers()
+    builds the tipper, tippee and payday_id indexes (once: a second call finds them), the
+    runner's role may call it, and finish() builds them when nobody did."""
+    community(db)
+    pid = sql_payday(db, until="clear")
+    table = f"payday.transfers_payday_{pid}"
+    assert indexes(db, table) == [(f"transfers_payday_{pid}_pkey", "transfers_pkey", True)]
+    # Reads through the partitioned table find the payday's transfers meanwhile.
+    assert db.execute("SELECT count(*) FROM payday.transfers WHERE tipper = 'bob'").fetchone() == (2,)
+    with as_role(db, "payday_runner"):
+        assert db.execute("SELECT payday.index_tip_transfers(%s)", (pid,)).fetchone() == (3,)
+        assert db.execute("SELECT payday.index_tip_transfers(%s)", (pid,)).fetchone() == (0,)
+    assert [r[0] for r in indexes(db, table)] == [
+        f"transfers_payday_{pid}_payday_idx", f"transfers_payday_{pid}_pkey",
+        f"transfers_payday_{pid}_tippee_idx", f"transfers_payday_{pid}_tipper_idx"]
+    with db.transaction():  # a search by tippee through the partitioned table uses it
+        db.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in db.execute(
+            "EXPLAIN (COSTS OFF) SELECT * FROM payday.transfers WHERE tippee = 'alice'").fetchall())
+    assert f"transfers_payday_{pid}_tippee_idx" in plan and "transfers_ledger_tippee_idx" in plan
+    sql_payday(db)
+    # The next payday: nobody builds them before the close, finish() does.
+    pid2 = sql_payday(db, until="payout")
+    assert len(indexes(db, f"payday.transfers_payday_{pid2}")) == 1
+    sql_payday(db)
+    assert all(valid for _, _, valid in indexes(db, f"payday.transfers_payday_{pid2}"))
+    assert len(indexes(db, f"payday.transfers_payday_{pid2}")) == 4
+    assert violations(db) == []
+
+
+@pytest.mark.parametrize("function", ["attach_tip_transfers", "index_tip_transfers"])
+def test_a_paydays_table_function_refuses_a_bad_id_or_no_table(db: psycopg.Connection, function: str) -> None:
+    community(db)
+    sql_payday(db)
+    assert sqlstate_of(db, f"SELECT payday.{function}(NULL)") == "22004"
+    assert sqlstate_of(db, f"SELECT payday.{function}(0)") == "22023"
+    assert sqlstate_of(db, f"SELECT payday.{function}(9)") == "42P01"
+
+
+def test_index_tip_transfers_wants_the_table_attached(db: psycopg.Connection) -> None:
+    community(db)
+    sql_payday(db)
+    db.execute("CREATE TABLE payday.transfers_payday_9 (LIKE payday.transfers INCLUDING DEFAULTS)")
+    assert sqlstate_of(db, "SELECT payday.index_tip_transfers(9)") == "55000"  # not attached: a DBA looks first
+    db.execute("DROP TABLE payday.transfers_payday_9")
+    for role in ("payday_app", "payday_readonly"):
+        with as_role(db, role):
+            assert sqlstate_of(db, "SELECT payday.index_tip_transfers(1)") == "42501"
 
 
 def test_tip_transfer_ids_are_dense(db: psycopg.Connection) -> None:
@@ -105,9 +166,6 @@ def test_pay_tips_refuses_a_table_in_its_partitions_place(db: psycopg.Connection
 def test_attach_tip_transfers_checks_what_it_is_given(db: psycopg.Connection) -> None:
     community(db)
     sql_payday(db)
-    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(NULL)") == "22004"
-    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(0)") == "22023"
-    assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(9)") == "42P01"
     assert sqlstate_of(db, "SELECT payday.attach_tip_transfers(1)") == "55000"
     db.execute("CREATE TABLE payday.transfers_payday_9 (LIKE payday.transfers INCLUDING ALL)")
     db.execute("INSERT INTO payday.transfers_payday_9 (id, tipper, tippee, amount, payday_id, context) "

@@ -31,10 +31,16 @@ BEGIN
                        name, name || '_ids', payday_id * span, (payday_id + 1) * span);
     END IF;
     EXECUTE format('ALTER TABLE payday.%I ADD CONSTRAINT %I PRIMARY KEY (id)', name, name || '_pkey');
-    EXECUTE format('CREATE INDEX %I ON payday.%I (tipper)', name || '_tipper_idx', name);
-    EXECUTE format('CREATE INDEX %I ON payday.%I (tippee)', name || '_tippee_idx', name);
-    EXECUTE format('CREATE INDEX %I ON payday.%I USING brin (payday_id) WITH (autosummarize = on)',
-                   name || '_payday_idx', name);
+    -- Schemas 0006 to 0014: the tipper, tippee and payday_id indexes are the partitioned
+    -- table's, so the partition must have them to be attached. From 0015 they are each
+    -- partition's own, built after the attach by payday.index_tip_transfers() (by the
+    -- runner while the payout runs, or by payday.finish()), out of pay_tips()' way.
+    IF to_regclass('payday.transfers_tipper_idx') IS NOT NULL THEN
+        EXECUTE format('CREATE INDEX %I ON payday.%I (tipper)', name || '_tipper_idx', name);
+        EXECUTE format('CREATE INDEX %I ON payday.%I (tippee)', name || '_tippee_idx', name);
+        EXECUTE format('CREATE INDEX %I ON payday.%I USING brin (payday_id) WITH (autosummarize = on)',
+                       name || '_payday_idx', name);
+    END IF;
     EXECUTE format('ALTER TABLE payday.transfers ATTACH PARTITION payday.%I FOR VALUES FROM (%s) TO (%s)',
                    name, payday_id * span, (payday_id + 1) * span);
     EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON payday.%I '
@@ -49,7 +55,8 @@ $$;
 
 COMMENT ON FUNCTION payday.attach_tip_transfers(bigint) IS
     'Makes payday.transfers_payday_<payday_id>, filled by payday.pay_tips() in the same transaction, a partition of '
-    'payday.transfers (ids [payday_id * 2^40, (payday_id + 1) * 2^40)): builds its primary key, tipper, tippee and '
-    'payday_id indexes, attaches it, refuses TRUNCATE on it and lets the reading roles read it. Returns the table. '
+    'payday.transfers (ids [payday_id * 2^40, (payday_id + 1) * 2^40)): builds its primary key (below schema 0015 '
+    'also its tipper, tippee and payday_id indexes, which from 0015 payday.index_tip_transfers() builds after the '
+    'attach), attaches it, refuses TRUNCATE on it and lets the reading roles read it. Returns the table. '
     'Raises 22004/22023 for a NULL or non-positive payday_id, 42P01 when the table does not exist, 55000 when it is '
     'already attached, 23514 when a row''s id lies outside the payday''s range. The schema owner''s (no grant).';

@@ -18,6 +18,13 @@ BEGIN
 
     -- From the latest ledger mark (the previous payday's close): what this payday, and
     -- anything since that close, wrote. The whole history is payday.check()'s.
+    -- The payday's tip transfers get their tipper, tippee and payday_id indexes now, unless
+    -- the runner built them while the payout ran (schema 0015; a no-op below it, where
+    -- pay_tips() built them). Before the checks, which look up suspicious participants' transfers.
+    IF to_regclass(format('payday.transfers_payday_%s', pd.id)) IS NOT NULL THEN
+        PERFORM payday.index_tip_transfers(pd.id);
+    END IF;
+
     SELECT string_agg(format('%s %s: expected %s, actual %s', what, who, expected, actual), '; ')
       INTO violations
       FROM (SELECT * FROM payday.check_recent() LIMIT 20) c;
@@ -40,7 +47,8 @@ END
 $$;
 
 COMMENT ON FUNCTION payday.finish() IS
-    'SPEC 4.9: closes the open payday (ts_end = now, phase done) after checking the invariants (payday.check_recent(): '
+    'SPEC 4.9: closes the open payday (ts_end = now, phase done) after building its tip transfers'' indexes if the '
+    'runner has not (payday.index_tip_transfers()) and checking the invariants (payday.check_recent(): '
     'from the previous close), then marks every balance for the next checks (payday.mark_ledger()). Returns the closed '
     'paydays row. Raises 55000 when no payday is open, it is not in phase payout, or an exchange is still pre; '
     'PD004 when payday.check_recent() reports a violation (the message lists up to 20).';
