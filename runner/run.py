@@ -41,6 +41,7 @@ makes the runner SIGKILL itself (a real ``kill -9``, not an exception) the n-th 
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -314,6 +315,8 @@ class Runner:
         self.conn: psycopg.Connection | None = None  # the writer (main thread only)
         self.reader: psycopg.Connection | None = None  # the streams' (main thread only), see _stream
         self._streaming = False  # a stream is open on self.reader
+        self._warmer: threading.Thread | None = None  # see _warm_up
+        self._warm_reader: psycopg.Connection | None = None
         self._indexer: threading.Thread | None = None  # see _index_tip_transfers
         self._indexer_error: BaseException | None = None
 
@@ -506,7 +509,7 @@ class Runner:
             reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
         else:
             if self.reader is None or self.reader.closed:
-                self.reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
+                self.reader = self._take_warm_reader() or connect(self.dsn, autocommit=False, row_factory=dict_row)
             reader, self._streaming = self.reader, True
         try:
             with reader.cursor(name="payday_stream") as cur:
@@ -522,6 +525,31 @@ class Runner:
                 self._streaming = False
             else:
                 reader.close()
+
+    def _warm_up(self) -> None:
+        """In a thread, while the pre-flight check and start() run on the server: imports the
+        modules of the processors the run builds and opens the streams' connection, two
+        things the run otherwise waited for on its way to the first charge. Nothing depends
+        on it: should it fail, the run imports and connects when it needs to."""
+
+        def warm() -> None:
+            try:
+                for name in (self.override,) if self.override else OWN_PROCESSORS:
+                    importlib.import_module(f"payday.processors.{name}")
+                self._warm_reader = connect(self.dsn, autocommit=False, row_factory=dict_row)
+            except Exception:
+                pass
+
+        self._warmer = threading.Thread(target=warm, name="payday-warm", daemon=True)
+        self._warmer.start()
+
+    def _take_warm_reader(self) -> psycopg.Connection | None:
+        """The connection _warm_up opened, once (None when it did not)."""
+        if self._warmer is not None:
+            self._warmer.join()
+            self._warmer = None
+        conn, self._warm_reader = self._warm_reader, None
+        return conn
 
     def _pending_jobs(self, kind: str, reconcile: bool) -> Iterator[_Job]:
         q = f"SELECT {_JOB_COLUMNS} FROM payday.pending_exchanges() WHERE kind = %s ORDER BY id"
@@ -732,6 +760,7 @@ class Runner:
             locked = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
             if not (locked and locked[0]):
                 raise LockHeld("another payday runner holds the lock on this database; not starting")
+            self._warm_up()
             try:
                 return self._run_locked()
             except psycopg.Error as e:
@@ -747,7 +776,7 @@ class Runner:
                 pass
             if self._indexer is not None:
                 self._indexer.join()  # its own connection: not left building after the run
-            for conn in (self.conn, self.reader):
+            for conn in (self.conn, self.reader, self._take_warm_reader()):
                 try:
                     if conn is not None:
                         conn.close()

@@ -314,6 +314,34 @@ def _runner_connections(db: psycopg.Connection) -> int:
     return int(row[0]) if row else -1
 
 
+def test_the_streams_connection_is_opened_while_the_payday_starts(
+        dsn: str, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The streams' connection is opened in a thread of its own while the pre-flight check and
+    start() run, and the streams use it; a run that needs no stream (skipped: a payday
+    finished this week) closes it. No connection of the runner outlives a run."""
+    import threading
+
+    import payday.run as prun
+
+    opened: list[tuple[str, bool]] = []
+    connect = prun.connect
+
+    def counting(*a: Any, **kw: Any) -> psycopg.Connection:
+        opened.append((threading.current_thread().name, kw.get("autocommit", True)))
+        return connect(*a, **kw)
+
+    monkeypatch.setattr(prun, "connect", counting)
+    seeded(dsn)
+    assert run(dsn).status == "finished"
+    assert [name for name, autocommit in opened if not autocommit] == ["payday-warm"]  # the streams' one
+    assert _runner_connections(db) == 0
+    opened.clear()
+    assert run(dsn).status == "skipped"
+    assert [name for name, autocommit in opened if not autocommit] == ["payday-warm"]
+    assert _runner_connections(db) == 0
+    assert_expected_end(db)
+
+
 def test_the_tip_transfers_indexes_are_built_on_the_side(
         dsn: str, db: psycopg.Connection, caplog: pytest.LogCaptureFixture) -> None:
     seeded(dsn)
