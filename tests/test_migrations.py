@@ -361,6 +361,47 @@ def test_0015_makes_the_tip_transfers_other_indexes_each_partitions_own_and_down
     assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
 
 
+def test_0016_checks_the_references_of_exchanges_by_statement_and_downgrades(empty_dsn: str) -> None:
+    """0016: the foreign keys of payday.exchanges give way to triggers that refuse, cascade
+    and lock as they did; downgraded, the foreign keys are back, validated against the rows
+    written meanwhile, and the triggers are gone."""
+    def fkeys() -> list[tuple]:
+        return query(empty_dsn, "SELECT conname FROM pg_constraint WHERE conrelid = 'payday.exchanges'::regclass "
+                                "AND contype = 'f' ORDER BY 1")
+
+    def triggers() -> list[tuple]:
+        return query(empty_dsn, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND (tgname LIKE '%exchanges_ref%' "
+                                "OR tgname IN ('participants_rename_exchanges', 'participants_no_truncate')) ORDER BY 1")
+
+    keys = [("exchanges_participant_fkey",), ("exchanges_payday_id_fkey",)]
+    migrate.upgrade(empty_dsn, "0015")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        alice_tips_bob(conn)
+        assert fkeys() == keys and triggers() == []
+        migrate.upgrade(empty_dsn, "0016")
+        assert fkeys() == [] and triggers() == [
+            ("exchanges_references_insert",), ("exchanges_references_update",), ("participants_exchanges_referenced",),
+            ("participants_no_truncate",), ("participants_rename_exchanges",), ("paydays_exchanges_referenced",)]
+        conn.execute("SELECT payday.start()")
+        conn.execute("SELECT payday.record_outcomes(coalesce(array_agg(id), '{}'), coalesce(array_agg(true), '{}')) "
+                     "FROM payday.charge_intents('manual')")
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO payday.exchanges (participant, amount, fee, processor, route, payday_id) "
+                         "VALUES ('nobody', 1, 0, 'manual', 'x', 1)")
+        conn.execute("UPDATE payday.participants SET username = 'alicia' WHERE username = 'alice'")
+        assert query(empty_dsn, "SELECT participant FROM payday.exchanges") == [("alicia",)]
+        migrate.downgrade(empty_dsn, "0015")
+        assert fkeys() == keys and triggers() == []
+        conn.execute("UPDATE payday.participants SET username = 'alice' WHERE username = 'alicia'")
+        assert query(empty_dsn, "SELECT participant FROM payday.exchanges") == [("alice",)]  # the key's cascade
+        conn.execute("SELECT * FROM payday.pay_tips()")
+        conn.execute("SELECT payday.clear_pending()")
+        conn.execute("SELECT * FROM payday.finish()")
+    migrate.upgrade(empty_dsn)
+    assert fkeys() == []
+    assert query(empty_dsn, "SELECT count(*) FROM payday.check()") == [(0,)]
+
+
 def test_template_copy_is_migrated(dsn: str) -> None:
     assert migrate.current(dsn) == migrate.head()
     assert query(dsn, "SELECT count(*) FROM payday.participants") == [(0,)]
