@@ -96,6 +96,32 @@ def test_the_partitions_other_indexes_come_after_pay_tips(db: psycopg.Connection
     assert violations(db) == []
 
 
+def test_index_tip_transfers_locks_the_table_only_to_build(db: psycopg.Connection, dsn: str) -> None:
+    """With an index missing it takes the table in SHARE ROW EXCLUSIVE mode, so it waits for a
+    writer of the table (a rename rewriting transfers); with all three there it returns at once."""
+    community(db)
+    pid = sql_payday(db, until="clear")
+    with psycopg.connect(dsn) as writer:
+        writer.execute(f"LOCK TABLE payday.transfers_payday_{pid} IN ROW EXCLUSIVE MODE")
+        db.execute("SET lock_timeout = '300ms'")
+        try:
+            assert sqlstate_of(db, "SELECT payday.index_tip_transfers(%s)", (pid,)) == "55P03"
+        finally:
+            db.execute("RESET lock_timeout")
+        writer.rollback()
+    assert db.execute("SELECT payday.index_tip_transfers(%s)", (pid,)).fetchone() == (3,)
+    with psycopg.connect(dsn) as writer:
+        writer.execute(f"LOCK TABLE payday.transfers_payday_{pid} IN ROW EXCLUSIVE MODE")
+        db.execute("SET lock_timeout = '300ms'")
+        try:
+            assert db.execute("SELECT payday.index_tip_transfers(%s)", (pid,)).fetchone() == (0,)
+        finally:
+            db.execute("RESET lock_timeout")
+        writer.rollback()
+    sql_payday(db)
+    assert violations(db) == []
+
+
 @pytest.mark.parametrize("function", ["attach_tip_transfers", "index_tip_transfers"])
 def test_a_paydays_table_function_refuses_a_bad_id_or_no_table(db: psycopg.Connection, function: str) -> None:
     community(db)

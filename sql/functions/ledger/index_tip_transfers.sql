@@ -24,6 +24,11 @@ BEGIN
         RAISE EXCEPTION 'index_tip_transfers: payday.% is not a partition of payday.transfers', name
             USING ERRCODE = '55000', HINT = 'payday.pay_tips() attaches it (payday.attach_tip_transfers()); a DBA must look at a table left detached.';
     END IF;
+    -- All there (finish() after the runner built them): nothing to lock.
+    IF NOT EXISTS (SELECT 1 FROM unnest(ARRAY['tipper', 'tippee', 'payday']) AS v(suffix)
+                    WHERE to_regclass(format('payday.%I', name || '_' || v.suffix || '_idx')) IS NULL) THEN
+        RETURN 0;
+    END IF;
     -- One builder at a time (the mode conflicts with itself): a second caller waits here
     -- and then finds the indexes built. Readers of the table are not held up; a rename of
     -- a participant, which rewrites their transfers, waits for the builds.
