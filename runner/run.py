@@ -318,7 +318,7 @@ class Runner:
         self._warmer: threading.Thread | None = None  # see _warm_up
         self._warm_reader: psycopg.Connection | None = None
         self._indexer: threading.Thread | None = None  # see _index_tip_transfers
-        self._indexer_error: BaseException | None = None
+        self._indexer_error: Exception | None = None
 
     # -- processors ---------------------------------------------------------------
 
@@ -724,7 +724,7 @@ class Runner:
                 with connect(self.dsn, autocommit=True) as conn:
                     row = conn.execute("SELECT payday.index_tip_transfers(%s)", (payday_id,)).fetchone()
                 self.log.info("tip transfers' indexes: %s built", row[0] if row else 0)
-            except BaseException as e:  # reported by _await_indexes
+            except Exception as e:  # reported by _await_indexes
                 self._indexer_error = e
 
         self._indexer = threading.Thread(target=build, name="payday-index", daemon=True)
