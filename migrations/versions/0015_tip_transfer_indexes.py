@@ -1,15 +1,15 @@
 """Scale, seventeenth round: a payday's tip transfers get their tipper, tippee and payday_id
 indexes after pay_tips(), off its path.
 
-sql/schema/0015_tip_transfer_indexes.sql makes those three indexes each partition's own
-instead of the partitioned table's (built again, under the same names, on every
-partition). Every function file is then reloaded: attach_tip_transfers() builds only the
+sql/schema/0015_tip_transfer_indexes.sql drops those three partitioned indexes (and with
+them every partition's) and sql/schema/0015_tip_transfer_indexes_each.sql builds them again
+on every partition, under the same names, as each partition's own. Every function file is then reloaded: attach_tip_transfers() builds only the
 primary key before the attach, payday.index_tip_transfers() builds the other three, and
 finish() calls it before its checks. The runner calls it on a connection of its own while
 the payout runs, so the builds use the second core instead of holding up pay_tips().
 
-Downgrade builds any index a partition lacks and makes them the partitioned table's again
-(sql/schema/0015_tip_transfer_indexes_down.sql). The function files stay those of head, as
+Downgrade builds any index a partition lacks (the same _each.sql) and makes them the
+partitioned table's again (sql/schema/0015_tip_transfer_indexes_down.sql). The function files stay those of head, as
 after every downgrade: on the 0014 schema attach_tip_transfers() builds all four again and
 index_tip_transfers() finds nothing to do.
 
@@ -40,9 +40,11 @@ GRANT EXECUTE ON FUNCTION payday.index_tip_transfers(bigint) TO payday_runner;
 
 def upgrade() -> None:
     run_schema(op, "0015_tip_transfer_indexes.sql")
+    run_schema(op, "0015_tip_transfer_indexes_each.sql")
     load_functions(op)
     execute_sql(op, GRANTS)
 
 
 def downgrade() -> None:
+    run_schema(op, "0015_tip_transfer_indexes_each.sql")
     run_schema(op, "0015_tip_transfer_indexes_down.sql")

@@ -21,17 +21,4 @@ DROP INDEX payday.transfers_tipper_idx;
 DROP INDEX payday.transfers_tippee_idx;
 DROP INDEX payday.transfers_payday_idx;
 
-DO $$
-DECLARE
-    part text;
-BEGIN
-    FOR part IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                 WHERE i.inhparent = 'payday.transfers'::regclass ORDER BY c.relname
-    LOOP
-        EXECUTE format('CREATE INDEX %I ON payday.%I (tipper)', part || '_tipper_idx', part);
-        EXECUTE format('CREATE INDEX %I ON payday.%I (tippee)', part || '_tippee_idx', part);
-        EXECUTE format('CREATE INDEX %I ON payday.%I USING brin (payday_id) WITH (autosummarize = on)',
-                       part || '_payday_idx', part);
-    END LOOP;
-END
-$$;
+-- Then every partition's own three: sql/schema/0015_tip_transfer_indexes_each.sql.

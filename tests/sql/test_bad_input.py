@@ -175,6 +175,9 @@ ANY_PHASE = [
     ("SELECT payday.require_open_payday(false, VARIADIC ARRAY[]::text[])", "22004", "at least one phase"),
     ("SELECT payday.require_open_payday(false, VARIADIC NULL::text[])", "22004", "at least one phase"),
     ("SELECT payday.require_open_payday(false, 'done')", "55000", "phase|no payday"),
+    ("SELECT payday.require_tip_transfers(NULL, true, 'x')", "22004", "x: payday_id must be a payday id"),
+    ("SELECT payday.require_tip_transfers(0, NULL, 'x')", "22023", "at least 1"),
+    ("SELECT payday.require_tip_transfers(999999, false, 'x')", "42P01", "no table payday.transfers_payday_999999"),
 ]
 
 

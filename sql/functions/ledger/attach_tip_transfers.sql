@@ -5,23 +5,9 @@ CREATE OR REPLACE FUNCTION payday.attach_tip_transfers(payday_id bigint) RETURNS
     AS $$
 DECLARE
     span constant bigint := 1099511627776;  -- 2^40 ids per payday (sql/schema/0006_transfers_partitions.sql)
-    name text;
-    part regclass;
+    name text := format('transfers_payday_%s', payday_id);
+    part regclass := payday.require_tip_transfers(payday_id, false, 'attach_tip_transfers');
 BEGIN
-    IF payday_id IS NULL OR payday_id < 1 THEN
-        RAISE EXCEPTION 'attach_tip_transfers: payday_id must be a payday id (at least 1), not %', coalesce(payday_id::text, 'NULL')
-            USING ERRCODE = CASE WHEN payday_id IS NULL THEN '22004' ELSE '22023' END;
-    END IF;
-    name := format('transfers_payday_%s', payday_id);
-    part := to_regclass(format('payday.%I', name));
-    IF part IS NULL THEN
-        RAISE EXCEPTION 'attach_tip_transfers: there is no table payday.% to attach', name
-            USING ERRCODE = '42P01', HINT = 'payday.pay_tips() creates and fills it, then calls this function.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = part) THEN
-        RAISE EXCEPTION 'attach_tip_transfers: payday.% is already a partition of payday.transfers', name
-            USING ERRCODE = '55000', HINT = 'Nothing to do: its transfers are in the ledger.';
-    END IF;
     -- One sorted build per index instead of a B-tree descent per row and index. ATTACH
     -- adopts them as partitions of payday.transfers' own indexes, and the CHECK on ids
     -- spares it a scan of the rows. Row triggers come with the attachment; TRUNCATE's is

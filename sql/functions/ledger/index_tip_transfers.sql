@@ -5,43 +5,30 @@ CREATE OR REPLACE FUNCTION payday.index_tip_transfers(payday_id bigint) RETURNS 
     SET maintenance_work_mem = '256MB'  -- each index build sorts a payday's transfers in memory
     AS $$
 DECLARE
-    name text;
-    part regclass;
+    name text := format('transfers_payday_%s', payday_id);
+    locked boolean := false;
     built integer := 0;
     idx record;
 BEGIN
-    IF payday_id IS NULL OR payday_id < 1 THEN
-        RAISE EXCEPTION 'index_tip_transfers: payday_id must be a payday id (at least 1), not %', coalesce(payday_id::text, 'NULL')
-            USING ERRCODE = CASE WHEN payday_id IS NULL THEN '22004' ELSE '22023' END;
-    END IF;
-    name := format('transfers_payday_%s', payday_id);
-    part := to_regclass(format('payday.%I', name));
-    IF part IS NULL THEN
-        RAISE EXCEPTION 'index_tip_transfers: there is no table payday.% (payday % has not paid its tips)', name, payday_id
-            USING ERRCODE = '42P01', HINT = 'payday.pay_tips() creates it; call this function after it.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = part AND i.inhparent = 'payday.transfers'::regclass) THEN
-        RAISE EXCEPTION 'index_tip_transfers: payday.% is not a partition of payday.transfers', name
-            USING ERRCODE = '55000', HINT = 'payday.pay_tips() attaches it (payday.attach_tip_transfers()); a DBA must look at a table left detached.';
-    END IF;
-    -- All there (finish() after the runner built them): nothing to lock.
-    IF NOT EXISTS (SELECT 1 FROM unnest(ARRAY['tipper', 'tippee', 'payday']) AS v(suffix)
-                    WHERE to_regclass(format('payday.%I', name || '_' || v.suffix || '_idx')) IS NULL) THEN
-        RETURN 0;
-    END IF;
-    -- One builder at a time (the mode conflicts with itself): a second caller waits here
-    -- and then finds the indexes built. Readers of the table are not held up; a rename of
-    -- a participant, which rewrites their transfers, waits for the builds.
-    EXECUTE format('LOCK TABLE payday.%I IN SHARE ROW EXCLUSIVE MODE', name);
-    FOR idx IN SELECT * FROM (VALUES ('tipper', '(tipper)'), ('tippee', '(tippee)'),
-                                     ('payday', 'USING brin (payday_id) WITH (autosummarize = on)')) AS v(suffix, def)
+    PERFORM payday.require_tip_transfers(payday_id, true, 'index_tip_transfers');
+    FOR idx IN SELECT v.suffix, v.def, format('payday.%I', name || '_' || v.suffix || '_idx') AS qualified
+                 FROM (VALUES ('tipper', '(tipper)'), ('tippee', '(tippee)'),
+                              ('payday', 'USING brin (payday_id) WITH (autosummarize = on)')) AS v(suffix, def)
     LOOP
         -- Below schema 0015 these are partitions of the partitioned table's indexes, built
-        -- before the attach under the same names: nothing to do then.
-        IF to_regclass(format('payday.%I', name || '_' || idx.suffix || '_idx')) IS NULL THEN
-            EXECUTE format('CREATE INDEX %I ON payday.%I %s', name || '_' || idx.suffix || '_idx', name, idx.def);
-            built := built + 1;
+        -- before the attach under the same names: nothing to do then, nor when the runner
+        -- built them already (finish() calls this too): nothing is locked.
+        CONTINUE WHEN to_regclass(idx.qualified) IS NOT NULL;
+        IF NOT locked THEN
+            -- One builder at a time (the mode conflicts with itself): a second caller waits
+            -- here, then finds the indexes built. Readers of the table are not held up; a
+            -- rename of a participant, which rewrites their transfers, waits for the builds.
+            EXECUTE format('LOCK TABLE payday.%I IN SHARE ROW EXCLUSIVE MODE', name);
+            locked := true;
+            CONTINUE WHEN to_regclass(idx.qualified) IS NOT NULL;  -- built by the caller we waited for
         END IF;
+        EXECUTE format('CREATE INDEX %I ON payday.%I %s', name || '_' || idx.suffix || '_idx', name, idx.def);
+        built := built + 1;
     END LOOP;
     RETURN built;
 END
