@@ -261,7 +261,8 @@ class _Outcomes:
     def _record(self, batch: tuple[list[Any], ...]) -> None:
         try:
             self.conn.execute(
-                "SELECT payday.record_outcomes(%s::bigint[], %s::boolean[], %s::text[], %s::text[])", batch
+                # Arrays in binary (%b): a third of the client's time of array literals.
+                "SELECT payday.record_outcomes(%b::bigint[], %b::boolean[], %b::text[], %b::text[])", batch
             )
         except psycopg.Error as e:
             raise sql_error(e) from e
@@ -690,7 +691,7 @@ class Runner:
         try:
             with self.conn.cursor(row_factory=dict_row) as cur:
                 rows = cur.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM payday.credit_intents(%s::text[], %s)", (usernames, self.override)
+                    f"SELECT {_JOB_COLUMNS} FROM payday.credit_intents(%b::text[], %s)", (usernames, self.override)
                 ).fetchall()
         except psycopg.Error as e:
             raise sql_error(e) from e

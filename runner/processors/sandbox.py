@@ -48,21 +48,24 @@ COMMENT ON TABLE payday_sandbox.operations IS
     'What the sandbox processor did: one row per idempotency key (calls: times it was sent).';
 """
 
+# Arrays go in binary (%b): psycopg writes a list of a thousand values in a third of the
+# time it takes to spell them out as an array literal.
+
 # Two-int advisory keys live apart from the runner's single-bigint lock space.
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('payday_sandbox'), 0)"
 
 _RECORD = """
 INSERT INTO payday_sandbox.operations AS o
        (idempotency_key, kind, username, route, cents, succeeded, error)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],
-                     %s::boolean[], %s::text[])
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[],
+                     %b::boolean[], %b::text[])
 ON CONFLICT (idempotency_key) DO UPDATE SET calls = o.calls + 1
 RETURNING idempotency_key, kind, succeeded, error
 """
 
 _LOOKUP = """
 SELECT idempotency_key, kind, succeeded, error FROM payday_sandbox.operations
- WHERE idempotency_key = ANY(%s::text[])
+ WHERE idempotency_key = ANY(%b::text[])
 """
 
 
