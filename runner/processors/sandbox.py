@@ -48,12 +48,11 @@ COMMENT ON TABLE payday_sandbox.operations IS
     'What the sandbox processor did: one row per idempotency key (calls: times it was sent).';
 """
 
-# Arrays go in binary (%b): psycopg writes a list of a thousand values in a third of the
-# time it takes to spell them out as an array literal.
-
 # Two-int advisory keys live apart from the runner's single-bigint lock space.
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('payday_sandbox'), 0)"
 
+# Arrays go in binary (%b): psycopg writes a list of a thousand values in a third of the
+# time it takes to spell them out as an array literal.
 _RECORD = """
 INSERT INTO payday_sandbox.operations AS o
        (idempotency_key, kind, username, route, cents, succeeded, error)
